@@ -1,0 +1,110 @@
+"""The segtool command line: sub-apps wired together, and the exit-code contract.
+
+Exit codes: 0 ok, 1 bad input or usage (a message, never a traceback), 2 internal error.
+Set SEGTOOL_DEBUG=1 to see the traceback of an internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from segtool import __version__, console
+from segtool.commands import demo, experienced, ingest, lake, mobility, residential, synth
+from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError
+
+try:  # typer >= 0.24 carries its own copy of click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import ClickException
+
+HELP = """Measure urban segregation from anonymised mobility data and land use.
+
+Residential indices from counts, a validated and pseudonymised Parquet lake from raw
+pings, stays and H3 visits from it, and experienced (exposure) segregation from visits.
+
+Try it on the bundled sample: `segtool demo`.
+"""
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"segtool {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    name="segtool",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Measure urban segregation from anonymised mobility data and land use."""
+
+
+indices_app = typer.Typer(
+    help="Segregation indices: residential (from counts) and experienced (from visits).",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+indices_app.command("residential")(residential.residential)
+indices_app.command("experienced")(experienced.experienced)
+
+app.add_typer(indices_app, name="indices")
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(lake.app, name="lake")
+app.command("stays")(mobility.stays)
+app.command("homes")(mobility.homes)
+app.command("groups")(mobility.groups)
+app.command("visits")(mobility.visits)
+app.command("synth")(synth.synth)
+app.command("demo")(demo.demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (0 ok, 1 user mistake, 2 internal error)."""
+    try:
+        code = app(args=argv, prog_name="segtool", standalone_mode=False)
+    except ClickException as e:  # usage errors: unknown option, bad value, …
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(e)
+        return EXIT_USER
+    except typer.Abort:
+        console.err().print("[red]aborted[/]")
+        return EXIT_USER
+    except SegtoolError as e:
+        console.err().print(f"[bold red]error:[/] {e}", highlight=False)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        console.err().print("[red]interrupted[/]")
+        return 130
+    except Exception as e:  # a bug in segtool, not the user's fault
+        if os.environ.get("SEGTOOL_DEBUG"):
+            traceback.print_exc()
+        console.err().print(
+            f"[bold red]internal error:[/] {type(e).__name__}: {e}\n"
+            "This is a bug in segtool. Re-run with SEGTOOL_DEBUG=1 to see the traceback "
+            "and please report it.",
+            highlight=False,
+        )
+        return EXIT_INTERNAL
+    return code if isinstance(code, int) else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

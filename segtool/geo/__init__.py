@@ -1,0 +1,1 @@
+"""H3 helpers (polars-h3), hexagon polygons, exact area fractions."""

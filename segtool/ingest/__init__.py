@@ -1,0 +1,1 @@
+"""Raw inputs (pings, stays, flows, population, land use, POIs) into the lake."""

@@ -1,0 +1,271 @@
+"""Where datasets live, how they are written (atomically), and the manifest beside each.
+
+A lake is one folder of Parquet datasets (SPEC §1). Every dataset and every published
+output is written to a temporary sibling first and renamed into place only when complete,
+so a failed or interrupted run never leaves a partial dataset behind. Beside each dataset
+lies `_manifest.json`; beside each published file `<file>.manifest.json`.
+
+Manifests are deterministic (sorted keys, no wall-clock time), so re-running a command on
+the same inputs gives the same bytes — data and manifest alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from segtool.errors import InputError
+
+DEFAULT_LAKE = "lake"
+MANIFEST_NAME = "_manifest.json"
+
+# Which command makes each dataset: used to tell the user what to run when one is missing.
+PRODUCED_BY = {
+    "pings": "segtool ingest pings",
+    "stays": "segtool stays (or segtool ingest stays)",
+    "homes": "segtool homes",
+    "devices": "segtool groups",
+    "population": "segtool ingest population",
+    "areas": "segtool ingest population --areas",
+    "landuse": "segtool ingest landuse",
+    "pois": "segtool ingest pois",
+    "visits": "segtool visits",
+    "flows": "segtool ingest flows",
+}
+
+
+def lake_root(path: str | os.PathLike | None = None) -> Path:
+    """The lake folder: the argument, else $SEGTOOL_LAKE, else ./lake."""
+    return Path(path or os.environ.get("SEGTOOL_LAKE") or DEFAULT_LAKE)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Versions of segtool and the libraries that shape its results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import segtool
+
+    out = {"segtool": segtool.__version__, "python": platform.python_version()}
+    for pkg in ("polars", "polars-h3", "pyarrow", "h3", "numpy", "scipy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:  # pragma: no cover - all are dependencies
+            out[pkg] = "missing"
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+@dataclass
+class Manifest:
+    """What a run read, with which parameters, and what it wrote.
+
+    `rows_in == rows_written + rows_rejected` whenever the run reads rows; the
+    per-reason counts of rejected rows are in `rejected_by_reason`.
+    """
+
+    command: str
+    parameters: Any = None
+    inputs: list[dict] = field(default_factory=list)
+    seed: int | None = None
+    rows_in: int | None = None
+    rows_written: int | None = None
+    rows_rejected: int | None = None
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_input(self, path: str | os.PathLike, role: str | None = None) -> None:
+        p = Path(path)
+        entry = {"path": str(path), "sha256": sha256_file(p), "bytes": p.stat().st_size}
+        if role:
+            entry["role"] = role
+        self.inputs.append(entry)
+
+    def add_dataset_input(self, lake: Lake, name: str) -> None:
+        """Record a lake dataset this run read, by the hash of its manifest."""
+        mpath = lake.path(name) / MANIFEST_NAME
+        digest = sha256_file(mpath) if mpath.exists() else None
+        self.inputs.append({"dataset": name, "manifest_sha256": digest})
+
+    def to_dict(self) -> dict:
+        d = {
+            "command": self.command,
+            "parameters": _jsonable(self.parameters),
+            "inputs": _jsonable(self.inputs),
+            "seed": self.seed,
+            "rows_in": self.rows_in,
+            "rows_written": self.rows_written,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "versions": versions(),
+        }
+        d.update(_jsonable(self.extra))
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is renamed to `path`.
+
+    Usage::
+
+        with atomic_file(out) as tmp:
+            frame.write_parquet(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def write_manifest_beside(output: str | os.PathLike, manifest: Manifest) -> Path:
+    """Write `<output>.manifest.json` atomically and return its path."""
+    mpath = Path(f"{output}.manifest.json")
+    write_text_atomic(mpath, manifest.to_json())
+    return mpath
+
+
+class Lake:
+    """A folder of Parquet datasets, each with a `_manifest.json`.
+
+    >>> lake = Lake("lake")
+    >>> with lake.writing("stays", manifest) as tmp:   # doctest: +SKIP
+    ...     frame.write_parquet(tmp / "part-0.parquet")
+    >>> lake.scan("stays")                              # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = lake_root(root)
+
+    def __repr__(self) -> str:
+        return f"Lake({str(self.root)!r})"
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        return (self.path(name) / MANIFEST_NAME).exists()
+
+    def datasets(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith((".", "_")) and (p / MANIFEST_NAME).exists()
+        )
+
+    def require(self, name: str) -> Path:
+        if not self.exists(name):
+            how = PRODUCED_BY.get(name, "the command that produces it")
+            raise InputError(
+                f"the lake {str(self.root)!r} has no dataset {name!r}",
+                hint=f"run `{how} --lake {self.root}` first",
+            )
+        return self.path(name)
+
+    def files(self, name: str) -> list[Path]:
+        return sorted(self.require(name).rglob("*.parquet"))
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        """Lazily scan a dataset (hive partitions become columns)."""
+        path = self.require(name)
+        files = self.files(name)
+        if not files:
+            raise InputError(f"dataset {name!r} in {str(self.root)!r} holds no Parquet files")
+        return pl.scan_parquet(str(path / "**" / "*.parquet"), hive_partitioning=True)
+
+    def manifest(self, name: str) -> dict | None:
+        mpath = self.path(name) / MANIFEST_NAME
+        if not mpath.exists():
+            return None
+        return json.loads(mpath.read_text())
+
+    @contextmanager
+    def writing(self, name: str, manifest: Manifest, *, append: bool = False) -> Iterator[Path]:
+        """Yield a temporary folder to write dataset `name` into; on success the manifest
+        is written into it and the folder replaces the old dataset in one rename.
+
+        With `append=True` the temporary folder starts as a copy of the existing dataset
+        (hard links where possible), so the new files add to it; the swap is still atomic.
+        """
+        final = self.path(name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex}"
+        old = self.root / f".old-{name}-{uuid.uuid4().hex}"
+        try:
+            if append and final.exists():
+                shutil.copytree(final, tmp, copy_function=_link_or_copy)
+            else:
+                tmp.mkdir()
+            yield tmp
+            write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
+            if final.exists():
+                os.replace(final, old)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -1,0 +1,1 @@
+"""Pings → stays → homes → groups → H3 visits, vectorised over all devices."""

@@ -1,0 +1,52 @@
+"""Typer options shared by several commands, so each is spelled and explained once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from segtool.present import OutputFormat
+
+Lake = Annotated[
+    Path,
+    typer.Option(
+        "--lake",
+        envvar="SEGTOOL_LAKE",
+        help="Lake folder of Parquet datasets.",
+        show_default=True,
+    ),
+]
+Format = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table (terminal), json (array of objects), csv or parquet. "
+        "Default: from the --output suffix, else table.",
+        case_sensitive=False,
+    ),
+]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Write the result to FILE (atomically, with FILE.manifest.json beside it) "
+        "instead of printing it.",
+        dir_okay=False,
+    ),
+]
+Seed = Annotated[
+    int, typer.Option("--seed", help="Seed for every random draw (explicit, recorded).")
+]
+MinDevices = Annotated[
+    int,
+    typer.Option(
+        "--min-devices",
+        "-k",
+        min=1,
+        help="Suppress published cells with fewer than k distinct devices.",
+    ),
+]

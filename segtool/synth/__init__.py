@@ -1,0 +1,1 @@
+"""A synthetic city with planted segregation: areas, population, land use, pings, truth."""
