@@ -13,7 +13,16 @@ import traceback
 import typer
 
 from segtool import __version__, console
-from segtool.commands import demo, experienced, ingest, lake, mobility, residential, synth
+from segtool.commands import (
+    demo,
+    experienced,
+    ingest,
+    ingest_geo,
+    lake,
+    mobility,
+    residential,
+    synth,
+)
 from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError
 
 try:  # typer >= 0.24 carries its own copy of click
@@ -64,9 +73,24 @@ indices_app = typer.Typer(
 indices_app.command("residential")(residential.residential)
 indices_app.command("experienced")(experienced.experienced)
 
+ingest_app = typer.Typer(
+    help="Read raw inputs into the validated, pseudonymised lake.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+ingest_app.command("pings")(ingest.pings)
+ingest_app.command("stays")(ingest.stays)
+ingest_app.command("flows")(ingest.flows)
+ingest_app.command("population")(ingest_geo.population)
+ingest_app.command("landuse")(ingest_geo.landuse)
+ingest_app.command("pois")(ingest_geo.pois)
+
+lake_app = typer.Typer(help="Inspect the lake.", no_args_is_help=True, rich_markup_mode="markdown")
+lake_app.command("info")(lake.info)
+
 app.add_typer(indices_app, name="indices")
-app.add_typer(ingest.app, name="ingest")
-app.add_typer(lake.app, name="lake")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(lake_app, name="lake")
 app.command("stays")(mobility.stays)
 app.command("homes")(mobility.homes)
 app.command("groups")(mobility.groups)

@@ -245,10 +245,10 @@ class Lake:
         With `append=True` the temporary folder starts as a copy of the existing dataset
         (hard links where possible), so the new files add to it; the swap is still atomic.
         """
-        final = self.path(name)
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex}"
-        old = self.root / f".old-{name}-{uuid.uuid4().hex}"
+        final = self.path(name)  # may be nested, e.g. "_rejects/pings"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
+        old = final.parent / f".old-{final.name}-{uuid.uuid4().hex}"
         try:
             if append and final.exists():
                 shutil.copytree(final, tmp, copy_function=_link_or_copy)

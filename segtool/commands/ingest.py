@@ -1,7 +1,19 @@
-"""`segtool ingest ...` (issue: ingest)."""
+"""`segtool ingest pings | stays | flows` (issue: ingest). The geographic inputs
+(population, land use, POIs) are in `ingest_geo.py`; cli.py wires both into `ingest`."""
 
-import typer
+from segtool.errors import UsageError
 
-app = typer.Typer(
-    help="Read raw inputs into the validated, pseudonymised lake.", no_args_is_help=True
-)
+
+def pings() -> None:
+    """Ingest raw pings (not yet implemented)."""
+    raise UsageError("`ingest pings` is not implemented yet")
+
+
+def stays() -> None:
+    """Ingest vendor stays (not yet implemented)."""
+    raise UsageError("`ingest stays` is not implemented yet")
+
+
+def flows() -> None:
+    """Ingest aggregated flows (not yet implemented)."""
+    raise UsageError("`ingest flows` is not implemented yet")

@@ -1,5 +1,8 @@
-"""`segtool lake ...` (issue: ingest)."""
+"""`segtool lake info` (issue: ingest)."""
 
-import typer
+from segtool.errors import UsageError
 
-app = typer.Typer(help="Inspect the lake.", no_args_is_help=True)
+
+def info() -> None:
+    """Describe the lake's datasets (not yet implemented)."""
+    raise UsageError("`lake info` is not implemented yet")
