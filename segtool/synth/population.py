@@ -77,6 +77,8 @@ def rake(shares: np.ndarray, residents: np.ndarray, iterations: int = 200) -> np
     target = residents.sum() / K
     for _ in range(iterations):
         col = e.sum(0)
+        if np.all(np.abs(col - target) < 1e-9 * target):
+            break
         e = e * np.where(col > 0, target / np.where(col > 0, col, 1), 1.0)[None, :]
         row = e.sum(1)
         e = e * (residents / np.where(row > 0, row, 1))[:, None]
