@@ -29,7 +29,7 @@ from segtool.synth.mobility import KINDS, Chunk, Places, choose_work, place_flav
 from segtool.synth.params import GROUPS, TIME_ZONE, SynthParams, SynthReport
 from segtool.synth.writer import PLANTED, PingFile, format_pings, write_gpkg
 
-CHUNK_PINGS = 2_000_000  # target pings per device chunk (bounds memory)
+CHUNK_PINGS = 1_000_000  # target pings per device chunk (bounds memory)
 H3_RES = 9
 MANIFEST = "_manifest.json"
 
