@@ -3,7 +3,7 @@
 - GeoPackages (pyogrio/GDAL) with a fixed `OGR_CURRENT_DATE`, so the `last_change`
   timestamps GDAL stores do not depend on the wall clock;
 - the vendor ping CSV, streamed chunk by chunk, optionally gzipped (no name, mtime 0);
-  rows are formatted by polars (no Python loop over pings), and a small share of rows is
+  rows are formatted by numpy (`fastcsv.py`, no Python loop over pings), and a small share of rows is
   planted bad on purpose, each with exactly one defect that ingest rejects with a stable
   reason code (`segtool/ingest/rejects.py`), listed in `truth/planted_rejects.csv`;
 - Parquet truth tables (stays streamed by row group).
@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from segtool.ingest.rejects import REASONS
+from segtool.synth import fastcsv
 from segtool.synth.city import CRS
 
 PINGS_HEADER = "device_id,timestamp,latitude,longitude,accuracy"
@@ -102,13 +102,11 @@ class PingFile:
             self._pending.result()  # at most one chunk in flight: bounded memory
         self._pending = self._pool.submit(self._out.write, data)
 
-    def write(self, lines: pl.Series) -> None:
-        if lines.len() == 0:
+    def write(self, text: bytes, lines: int) -> None:
+        if lines == 0:
             return
-        buf = io.BytesIO()
-        lines.to_frame("line").write_csv(buf, include_header=False, quote_style="never")
-        self._submit(buf.getvalue())
-        self.lines += lines.len()
+        self._submit(text)
+        self.lines += lines
 
     def close(self) -> None:
         try:
@@ -122,9 +120,9 @@ class PingFile:
 
 
 def format_pings(
-    ids: pl.Series,
+    ids: np.ndarray,
     dev: np.ndarray,
-    timestamps: pl.Series,
+    timestamps: np.ndarray,
     lat: np.ndarray,
     lon: np.ndarray,
     accuracy: np.ndarray,
@@ -133,16 +131,18 @@ def format_pings(
     duplicate_share: float,
     rng: np.random.Generator,
     first_line: int,
-) -> tuple[pl.Series, pl.DataFrame]:
-    """The CSV lines of a chunk's pings with bad rows planted, and (line, reason) of each.
+) -> tuple[bytes, int, pl.DataFrame]:
+    """The CSV text of a chunk's pings with bad rows planted, its number of lines, and
+    (line, reason) of each planted row.
 
-    `timestamps` are the ISO 8601 local times of the pings. Each planted row has exactly
-    one defect; `first_line` is the file line number the chunk's first row will get.
+    `ids` is the chunk's device ids as a (devices, w) byte matrix, `timestamps` the pings'
+    ISO 8601 local times as a (pings, 25) byte matrix (`Clock.iso_local`). Each planted row
+    has exactly one defect; `first_line` is the file line number of the chunk's first row.
     Planted kinds (variants chosen at random):
 
     - empty_id: the id is empty;
     - unparseable_time: `n/a`, month 13 (`2024-13-…`), or `yesterday`;
-    - unparseable_coordinates: latitude empty, longitude `n/a`, or latitude `59..33`;
+    - unparseable_coordinates: latitude empty, longitude `n/a`, or latitude `59..33…`;
     - coordinates_out_of_range: latitude + 90, longitude + 180, or latitude −(lat + 40);
     - unparseable_accuracy: `n/a`, `high`, or the number with an `m` (`12.5m`);
     - malformed_row: an extra sixth field (`,gps`) or the accuracy field missing (4 fields);
@@ -159,24 +159,76 @@ def format_pings(
     kind = rng.integers(0, len(MALFORMED), n_bad)
     variant = rng.integers(0, 3, n_bad)
 
-    frame = pl.DataFrame(
+    # final row order: duplicates go 1–20 rows after their original
+    after = np.minimum(dup_src + rng.integers(1, 21, n_dup), n - 1)
+    sort_key = np.concatenate([2 * np.arange(n, dtype=np.int64), 2 * after + 1])
+    source = np.concatenate([np.arange(n), dup_src])
+    order = np.argsort(sort_key, kind="stable")
+    rows = source[order]  # the ping behind each output line
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+
+    fields = [
+        fastcsv.text(ids[dev[rows]]),
+        fastcsv.text(timestamps[rows]),
+        fastcsv.fixed(lat[rows], 6, 3),
+        fastcsv.fixed(lon[rows], 6, 3),
+        fastcsv.fixed(accuracy[rows], 1, 4),
+    ]
+    out, used = fastcsv.join(fields)
+
+    if n_bad:
+        at = position[bad_rows]  # output lines of the rows to corrupt (originals, not copies)
+        clean = [fastcsv.decode((m[at], u[at])) for m, u in fields]
+        lines = _corrupt(clean, kind, variant, lat[bad_rows], lon[bad_rows])
+        bm, bu = fastcsv.join([fastcsv.strings(lines)], end=b"\n")
+        if bm.shape[1] > out.shape[1]:
+            extra = bm.shape[1] - out.shape[1]
+            out = np.hstack([out, np.zeros((len(out), extra), np.uint8)])
+            used = np.hstack([used, np.zeros((len(used), extra), bool)])
+        out[at] = 0
+        used[at] = False
+        out[at, : bm.shape[1]] = bm
+        used[at, : bm.shape[1]] = bu
+    text = fastcsv.to_bytes((out, used))
+
+    line_no = first_line + position
+    reasons = np.array((*MALFORMED, "duplicate_ping", "low_accuracy"), dtype=object)
+    low_rows = np.flatnonzero(low_accuracy)
+    planted_rows = np.concatenate([bad_rows, n + np.arange(n_dup), low_rows])
+    planted_reason = np.concatenate(
+        [kind, np.full(n_dup, len(MALFORMED)), np.full(len(low_rows), len(MALFORMED) + 1)]
+    ).astype(np.int64)
+    planted = pl.DataFrame(
         {
-            "id": ids.gather(dev),
-            "ts": timestamps,
-            "lat": pl.Series(lat).round(6).cast(pl.String),
-            "lon": pl.Series(lon).round(6).cast(pl.String),
-            "acc": pl.Series(accuracy).round(1).cast(pl.String),
+            "line": line_no[planted_rows].astype(np.uint64),
+            "reason": reasons[planted_reason].astype(str),
+        },
+        schema={"line": pl.UInt64, "reason": pl.String},
+    ).sort("line")
+    return text, len(rows), planted
+
+
+def _corrupt(clean: list[pl.Series], kind, variant, lat, lon) -> pl.Series:
+    """The planted rows' lines (without newline): each clean row with one defect."""
+    bad = pl.DataFrame(
+        {
+            "id": clean[0],
+            "ts": clean[1],
+            "lat": clean[2],
+            "lon": clean[3],
+            "acc": clean[4],
+            "kind": np.array(MALFORMED)[kind],
+            "v": variant,
+            # out-of-range numbers, formatted like the clean ones
+            "lat_up": fastcsv.decode(fastcsv.fixed(lat + 90, 6, 3)),
+            "lon_up": fastcsv.decode(fastcsv.fixed(lon + 180, 6, 3)),
+            "lat_down": fastcsv.decode(fastcsv.fixed(-(lat + 40), 6, 3)),
         }
     )
-    # the planted rows, corrupted on a small frame and scattered back
-    bad = frame[bad_rows].with_columns(
-        kind=pl.Series(np.array(MALFORMED)[kind]),
-        v=pl.Series(variant),
-        lat_n=pl.Series(lat[bad_rows]),
-        lon_n=pl.Series(lon[bad_rows]),
-    )
     kd, v = pl.col("kind"), pl.col("v")
-    bad = bad.select(
+
+    bad = bad.with_columns(
         pl.when(kd == "empty_id").then(pl.lit("")).otherwise("id").alias("id"),
         pl.when(kd == "unparseable_time")
         .then(
@@ -193,15 +245,15 @@ def format_pings(
         .when((kd == "unparseable_coordinates") & (v == 2))
         .then(pl.col("lat").str.replace(".", "..", literal=True))
         .when((kd == "coordinates_out_of_range") & (v == 0))
-        .then((pl.col("lat_n") + 90).round(6).cast(pl.String))
+        .then(pl.col("lat_up"))
         .when((kd == "coordinates_out_of_range") & (v == 2))
-        .then((-(pl.col("lat_n") + 40)).round(6).cast(pl.String))
+        .then(pl.col("lat_down"))
         .otherwise("lat")
         .alias("lat"),
         pl.when((kd == "unparseable_coordinates") & (v == 1))
         .then(pl.lit("n/a"))
         .when((kd == "coordinates_out_of_range") & (v == 1))
-        .then((pl.col("lon_n") + 180).round(6).cast(pl.String))
+        .then(pl.col("lon_up"))
         .otherwise("lon")
         .alias("lon"),
         pl.when(kd == "unparseable_accuracy")
@@ -214,43 +266,11 @@ def format_pings(
         )
         .otherwise("acc")
         .alias("acc"),
+    )
+    return bad.select(
         pl.when((kd == "malformed_row") & (v == 2))
         .then(pl.concat_str("id", "ts", "lat", "lon", separator=","))
         .when(kd == "malformed_row")
         .then(pl.concat_str("id", "ts", "lat", "lon", "acc", pl.lit("gps"), separator=","))
-        .alias("line"),
-    )
-    if n_bad:
-        for col in ("id", "ts", "lat", "lon", "acc"):
-            frame = frame.with_columns(frame[col].scatter(bad_rows, bad[col]))
-    lines = frame.select(
-        pl.concat_str("id", "ts", "lat", "lon", "acc", separator=",").alias("line")
+        .otherwise(pl.concat_str("id", "ts", "lat", "lon", "acc", separator=","))
     ).to_series()
-    malformed = np.flatnonzero(kind == MALFORMED.index("malformed_row"))
-    if malformed.size:
-        lines = lines.scatter(bad_rows[malformed], bad["line"].gather(malformed))
-
-    # duplicates: an exact copy of a row, 1–20 rows after it
-    after = np.minimum(dup_src + rng.integers(1, 21, n_dup), n - 1)
-    sort_key = np.concatenate([2 * np.arange(n, dtype=np.int64), 2 * after + 1])
-    source = np.concatenate([np.arange(n), dup_src])
-    order = np.argsort(sort_key, kind="stable")
-    lines = lines.gather(source[order])
-    position = np.empty(len(order), dtype=np.int64)
-    position[order] = np.arange(len(order))
-    line_no = first_line + position
-
-    reasons = np.array((*MALFORMED, "duplicate_ping", "low_accuracy"), dtype=object)
-    low_rows = np.flatnonzero(low_accuracy)
-    planted_rows = np.concatenate([bad_rows, n + np.arange(n_dup), low_rows])
-    planted_reason = np.concatenate(
-        [kind, np.full(n_dup, len(MALFORMED)), np.full(len(low_rows), len(MALFORMED) + 1)]
-    ).astype(np.int64)
-    planted = pl.DataFrame(
-        {
-            "line": line_no[planted_rows].astype(np.uint64),
-            "reason": reasons[planted_reason].astype(str),
-        },
-        schema={"line": pl.UInt64, "reason": pl.String},
-    ).sort("line")
-    return lines, planted
