@@ -9,6 +9,7 @@ on any machine.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import uuid
@@ -161,7 +162,7 @@ def _generate(p: SynthParams, out: Path, final: Path) -> SynthReport:
                     x, y, p.accuracy_m, p.outlier_share, p.low_accuracy_share, rng_p
                 )
                 lat, lon = _to_wgs84(x, y)
-                text, n_lines, planted = format_pings(
+                text, n_lines, planted, rejected = format_pings(
                     id_bytes[lo:hi],
                     dev,
                     clock.iso_local(t),
@@ -177,7 +178,7 @@ def _generate(p: SynthParams, out: Path, final: Path) -> SynthReport:
                 files[f].write(text, n_lines)
                 ping_rows += n_lines
                 planted_parts.append(planted.with_columns(pl.lit(names[f]).alias("file")))
-                clean[lo:hi] += np.bincount(dev, minlength=hi - lo)
+                clean[lo:hi] += np.bincount(dev[~rejected], minlength=hi - lo)
                 bar.advance(task, hi - lo)
         finally:
             for fh in files:
@@ -191,9 +192,7 @@ def _generate(p: SynthParams, out: Path, final: Path) -> SynthReport:
         else pl.DataFrame(schema={"file": pl.String, "line": pl.UInt64, "reason": pl.String})
     )
     planted_all.write_csv(out / "truth" / "planted_rejects.csv")
-    # clean rows: every generated ping except those planted bad (duplicates are extra rows)
-    not_dup = planted_all.filter(pl.col("reason") != "duplicate_ping").height
-    n_clean = int(clean.sum()) - not_dup
+    n_clean = int(clean.sum())
     by_reason = dict(planted_all.group_by("reason").len().sort("reason").iter_rows())
     by_reason = {r: int(by_reason.get(r, 0)) for r in PLANTED}
 
@@ -236,7 +235,7 @@ def _generate(p: SynthParams, out: Path, final: Path) -> SynthReport:
         dissimilarity=d,
         mutual_information=m,
         first_day=str(clock.start),
-        last_day=str(clock.start + __import__("datetime").timedelta(days=p.days - 1)),
+        last_day=str(clock.start + dt.timedelta(days=p.days - 1)),
     )
     write_text_atomic(out / "README.md", readme(report))
     report.files = {

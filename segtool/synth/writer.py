@@ -131,9 +131,10 @@ def format_pings(
     duplicate_share: float,
     rng: np.random.Generator,
     first_line: int,
-) -> tuple[bytes, int, pl.DataFrame]:
-    """The CSV text of a chunk's pings with bad rows planted, its number of lines, and
-    (line, reason) of each planted row.
+) -> tuple[bytes, int, pl.DataFrame, np.ndarray]:
+    """The CSV text of a chunk's pings with bad rows planted, its number of lines,
+    (line, reason) of each planted row, and which pings ingest will reject (corrupted or
+    low accuracy; duplicates are extra lines, their originals stay clean).
 
     `ids` is the chunk's device ids as a (devices, w) byte matrix, `timestamps` the pings'
     ISO 8601 local times as a (pings, 25) byte matrix (`Clock.iso_local`). Each planted row
@@ -206,7 +207,9 @@ def format_pings(
         },
         schema={"line": pl.UInt64, "reason": pl.String},
     ).sort("line")
-    return text, len(rows), planted
+    rejected = low_accuracy.copy()
+    rejected[bad_rows] = True
+    return text, len(rows), planted, rejected
 
 
 def _corrupt(clean: list[pl.Series], kind, variant, lat, lon) -> pl.Series:

@@ -81,10 +81,12 @@ def test_planted_rows_are_exactly_the_bad_rows(small_city):
     files = sorted(p.name for p in out.glob("pings*.csv*"))
     assert files == ["pings-001.csv", "pings-002.csv"]
     total = Counter()
+    clean_per_device = Counter()
     for name in files:
         rows = read_lines(out / name)
         assert ",".join(rows[0]) == PINGS_HEADER
         found = defects(rows)
+        clean_per_device.update(row[0] for i, row in enumerate(rows[1:], start=2) if i not in found)
         listed = dict(planted.filter(pl.col("file") == name).select("line", "reason").iter_rows())
         # every planted row has exactly the one stated defect, and no other row has any
         assert {k: [v] for k, v in listed.items()} == found
@@ -101,6 +103,8 @@ def test_planted_rows_are_exactly_the_bad_rows(small_city):
     }
     assert dict(total) == {k: v for k, v in report.planted_rejects.items() if v}
     assert report.ping_rows == report.clean_pings + sum(total.values())
+    devices = pl.read_parquet(out / "truth" / "devices.parquet").filter(pl.col("pings") > 0)
+    assert dict(zip(devices["device_id"], devices["pings"], strict=True)) == dict(clean_per_device)
 
 
 def test_clean_rows_look_like_vendor_pings(small_city):
@@ -114,7 +118,7 @@ def test_clean_rows_look_like_vendor_pings(small_city):
     assert set(pings["device_id"].unique()) - {None, ""} <= set(devices["device_id"])
     # UUID-like string ids
     assert pings["device_id"].drop_nulls().str.contains(r"^[0-9a-f]{8}-[0-9a-f]{4}-4").mean() > 0.99
-    assert int(devices["pings"].sum()) >= report.clean_pings  # planted rows replace pings
+    assert int(devices["pings"].sum()) == report.clean_pings
     acc = pings["accuracy"].cast(pl.Float64, strict=False).drop_nulls()
     assert 8 < acc.median() < 16  # median reported accuracy ≈ 12 m
 
