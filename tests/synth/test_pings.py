@@ -6,14 +6,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
+import io
 from collections import Counter
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segtool.ingest.rejects import REASONS
-from segtool.synth.writer import PINGS_HEADER
+from segtool.synth.clock import make_clock
+from segtool.synth.population import device_ids
+from segtool.synth.writer import PINGS_HEADER, format_pings
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
@@ -169,3 +174,43 @@ def test_pings_follow_the_true_stays(small_city):
     assert j.height > 0.9 * pings.height  # most pings fall in stays, a few in travel
     assert np.median(dist) < 15
     assert np.mean(dist < 50) > 0.97
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 400),
+    malformed=st.floats(0, 0.2),
+    duplicate=st.floats(0, 0.2),
+    low=st.floats(0, 0.2),
+    first_line=st.integers(2, 10_000),
+)
+def test_format_pings_plants_exactly_what_it_lists(seed, n, malformed, duplicate, low, first_line):
+    """Any chunk: the rows with a defect are exactly the listed ones, for the stated reason."""
+    rng = np.random.default_rng(seed)
+    clock = make_clock(dt.date(2024, 3, 25), 14)
+    n_dev = 5
+    ids = device_ids(n_dev, rng).astype("S36").view(np.uint8).reshape(n_dev, 36)
+    dev = np.sort(rng.integers(0, n_dev, n))
+    t = np.sort(rng.integers(clock.t0, clock.t1, n))
+    low_mask = rng.random(n) < low
+    acc = np.where(low_mask, rng.uniform(120, 2500, n), rng.uniform(3, 80, n)).round(1)
+    text, n_lines, planted, rejected = format_pings(
+        ids,
+        dev,
+        clock.iso_local(t),
+        59.3 + rng.random(n) * 0.1,
+        18.0 + rng.random(n) * 0.1,
+        acc,
+        low_mask,
+        malformed,
+        duplicate,
+        rng,
+        first_line,
+    )
+    rows = list(csv.reader(io.StringIO(PINGS_HEADER + "\n" + text.decode())))
+    assert len(rows) - 1 == n_lines == n + int((planted["reason"] == "duplicate_ping").sum())
+    found = {line + first_line - 2: d for line, d in defects(rows).items()}
+    listed = dict(planted.select("line", "reason").iter_rows())
+    assert {k: [v] for k, v in listed.items()} == found
+    assert int(rejected.sum()) == sum(1 for r in listed.values() if r != "duplicate_ping")
