@@ -445,7 +445,7 @@ def command_line(p: SynthParams, out: str) -> str:
 def readme(r: SynthReport) -> str:
     p = r.params
     lines = "\n".join(
-        f"| {what} | {value} |" for what, value in r.summary_rows() if what != "folder"
+        f"| {what} | {value} |" for what, value in r.summary_rows() if what not in ("folder", "files")
     )
     planted = "\n".join(f"| `{k}` | {v:,} |" for k, v in r.planted_rejects.items())
     pings = "pings.csv.gz" if p.gzip else "pings.csv"
@@ -480,8 +480,8 @@ How the city and its people are modelled: `docs/synth.md` in the segtool reposit
 - `pois.gpkg` — layer `pois`: points with `poi_id` and `category` (shop, office, school, …), EPSG:3006.
 - `{pings if p.files == 1 else "pings-NNN" + (".csv.gz" if p.gzip else ".csv")}` — vendor pings:
   `device_id,timestamp,latitude,longitude,accuracy`; string device ids, ISO 8601 local times
-  with offset ({TIME_ZONE}: +01:00 in winter, +02:00 in summer), WGS84 degrees, accuracy in
-  metres. Sorted by device, then time. GPS error, irregular sampling, gaps, outliers and
+  with offset ({TIME_ZONE}: +01:00 in winter, +02:00 in summer), WGS84 degrees (6 decimals),
+  accuracy in metres. Sorted by device, then time. GPS error, irregular sampling, gaps, outliers and
   planted bad rows:
 
 | planted reason | rows |
