@@ -445,7 +445,9 @@ def command_line(p: SynthParams, out: str) -> str:
 def readme(r: SynthReport) -> str:
     p = r.params
     lines = "\n".join(
-        f"| {what} | {value} |" for what, value in r.summary_rows() if what not in ("folder", "files")
+        f"| {what} | {value} |"
+        for what, value in r.summary_rows()
+        if what not in ("folder", "files")
     )
     planted = "\n".join(f"| `{k}` | {v:,} |" for k, v in r.planted_rejects.items())
     pings = "pings.csv.gz" if p.gzip else "pings.csv"
