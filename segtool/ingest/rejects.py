@@ -49,7 +49,7 @@ REASONS: dict[str, str] = {
     "unparseable_time": "the time is neither epoch seconds/ms/µs nor ISO 8601",
     "unparseable_coordinates": "lat or lon is empty or not a number",
     "coordinates_out_of_range": "lat outside [-90, 90] or lon outside [-180, 180] (after reprojection)",
-    "outside_bbox": "the point lies outside --bbox",
+    "outside_bbox": "the point (or geometry feature) lies outside --bbox",
     "duplicate_ping": "an exact duplicate of an earlier ping (same device, time, lat, lon)",
     "low_accuracy": "accuracy worse than --max-accuracy metres",
     "unparseable_accuracy": "accuracy is present but not a number",
@@ -57,4 +57,9 @@ REASONS: dict[str, str] = {
     "negative_count": "a count is negative",
     "unparseable_count": "a count is not a number",
     "unknown_area": "the area id is not among the area polygons",
+    "empty_area_id": "the area id is empty",
+    "empty_group": "a long population table's group is empty",
+    "empty_geometry": "a geometry file's feature has no geometry (or an empty one)",
+    "not_polygonal": "a polygon layer's feature has no area (a point or line, or a polygon that collapses when repaired)",
+    "empty_category": "the land-use or POI category is empty",
 }
