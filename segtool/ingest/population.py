@@ -431,13 +431,13 @@ def ingest_population(
     if points:
         return _ingest_points(table, lake, params, notes)
 
+    if areas is None and table.layer is None:
+        raise UsageError(
+            f"{table.path} is a plain table: give the area polygons with --areas GEOFILE"
+        )
     if params.area_id is None:
         raise UsageError("--area-id is required: the field that identifies each area")
     if areas is None:
-        if table.layer is None:
-            raise UsageError(
-                f"{table.path} is a plain table: give the area polygons with --areas GEOFILE"
-            )
         area_layer = table.layer
         area_layer_full = area_layer
         if params.area_id not in area_layer.attributes.columns:
@@ -472,7 +472,7 @@ def ingest_population(
         .with_columns(
             pl.when(pl.col("reason") == "empty_area_id")
             .then(pl.col("reason"))
-            .when(~pl.col("unit").is_in(known))
+            .when(~pl.col("unit").is_in(known.implode()))
             .then(pl.lit("unknown_area"))
             .otherwise(pl.col("reason"))
             .alias("reason")
@@ -591,9 +591,10 @@ def _ingest_points(
         wgs = transform_geoms(points[present], layer.crs, WGS84)
         lon[present], lat[present] = shapely.get_x(wgs), shapely.get_y(wgs)
     in_range = present & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
-    geo_reason = np.where(
-        ~present, "empty_geometry", np.where(~in_range, "coordinates_out_of_range", None)
+    geo_reason = pl.Series(
+        np.where(~present, "empty_geometry", np.where(~in_range, "coordinates_out_of_range", ""))
     )
+    geo_reason = pl.when(geo_reason == "").then(None).otherwise(geo_reason)
     exclude = tuple(c for c in (params.table_id, params.area_id) if c)
     counts = counts_long(table, None, params, exclude)
     notes += counts.notes
@@ -601,10 +602,7 @@ def _ingest_points(
     if in_range.any():
         cell[in_range] = cells_of_points(lat[in_range], lon[in_range], params.res)
     reasons = counts.row_reason.with_columns(
-        pl.when(pl.Series(geo_reason, dtype=pl.String).is_not_null())
-        .then(pl.Series(geo_reason, dtype=pl.String))
-        .otherwise(pl.col("reason"))
-        .alias("reason")
+        pl.coalesce(geo_reason, pl.col("reason")).alias("reason")
     )
     accepted = reasons.filter(pl.col("reason").is_null()).select(LINE)
     line_cell = pl.DataFrame({LINE: table.frame[LINE], "cell": pl.Series(cell, dtype=pl.UInt64)})
