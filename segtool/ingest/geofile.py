@@ -289,10 +289,10 @@ def layer_rejects(layer: GeoLayer, rows: np.ndarray, reasons) -> pl.DataFrame:
     frame = pl.DataFrame(
         {
             **{c: attrs[c].cast(pl.String) for c in attrs.columns},
-            "geometry": pl.Series(wkt, dtype=pl.String),
+            "geometry": pl.Series(wkt.tolist(), dtype=pl.String),
             "source_file": pl.Series([str(layer.path)] * rows.size, dtype=pl.String),
             "line": pl.Series(rows + 1, dtype=pl.UInt64),
-            "reason": pl.Series(reason, dtype=pl.String),
+            "reason": pl.Series(reason.tolist(), dtype=pl.String),
         }
     )
     return frame.sort("line")
@@ -400,6 +400,8 @@ class IngestReport:
 
 
 def reason_counts(reasons: pl.Series | np.ndarray | list) -> dict[str, int]:
+    if isinstance(reasons, np.ndarray):
+        reasons = reasons.tolist()
     s = pl.Series("reason", reasons, dtype=pl.String).drop_nulls()
     if s.len() == 0:
         return {}
