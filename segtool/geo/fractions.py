@@ -17,14 +17,16 @@ Method (no Python loop over polygons or cells):
    rather than a whole district's boundary.
 3. Candidate cells from the pieces' bounding boxes (`segtool.geo.grid.candidate_cells`,
    a superset of H3 overlap containment); hexagons as polygons, projected.
-4. Pair pieces with hexagons through an STRtree (`intersects`), then
-   `shapely.intersection` + `shapely.area` on the paired arrays. Hexagons lying wholly
-   inside a piece (`contains_properly`) skip the intersection: their overlap is their area.
+4. Pair pieces with hexagons whose bounding boxes overlap (STRtree) and compute each
+   pair's overlap area exactly with a vectorised Sutherland–Hodgman clip of the piece's
+   rings by the hexagon (`segtool.geo.clip`; 2–5x less time than `shapely.intersection`,
+   which stays available as `EXACT_ENGINE = "geos"` and is the oracle in the tests).
 5. Sum per (polygon, cell) in a fixed order, so re-runs give identical bits.
 
 Hexagon edges are great-circle arcs; projecting their six vertices makes them straight
-lines in the metric CRS, an error far below a square metre at the resolutions allowed
-(5–12). Adjacent hexagons share their projected vertices, so they tile without gaps.
+lines in the metric CRS, an error well below 1e-6 of a hexagon's area at the resolutions
+allowed (5–12). Adjacent hexagons share their vertices (up to rounding), so they tile
+the plane without gaps or overlaps and every polygon's area is accounted for.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from segtool.geo.clip import clip_areas, convex_vertices
 from segtool.geo.grid import candidate_cells, edge_length_m
 from segtool.geo.hexagons import cell_polygons_wkb
 from segtool.geo.project import metric_crs_for, transform_geoms
 from segtool.ingest.crs import WGS84
 
-TILE_EDGES = 8  # pieces are subdivided until at most this many hexagon edges across
+TILE_EDGES = 16  # pieces are subdivided until at most this many hexagon edges across
 POLYGON = 3  # shapely type id of Polygon
+EXACT_ENGINE = "numpy"  # "numpy": segtool.geo.clip; "geos": shapely.intersection (the oracle)
 # Overlaps smaller than this share of a hexagon are floating-point noise along shared
 # borders (polygons that only touch a hexagon); they are dropped.
 MIN_SHARE = 1e-12
@@ -148,16 +152,13 @@ def area_fractions(
     hex_area = shapely.area(hexes)
 
     tree = shapely.STRtree(hexes)
-    shapely.prepare(pieces)
-    p_all, h_all = tree.query(pieces, predicate="intersects")
-    p_in, h_in = tree.query(pieces, predicate="contains_properly")
-    # pairs in both sets: hexagon inside the piece, overlap = hexagon area
-    key_all = p_all.astype(np.int64) * cells.size + h_all
-    inside = np.isin(key_all, p_in.astype(np.int64) * cells.size + h_in)
-    overlap = np.empty(p_all.size, dtype=np.float64)
-    overlap[inside] = hex_area[h_all[inside]]
-    edge = ~inside
-    overlap[edge] = shapely.area(shapely.intersection(pieces[p_all[edge]], hexes[h_all[edge]]))
+    if EXACT_ENGINE == "geos":
+        shapely.prepare(pieces)
+        p_all, h_all = tree.query(pieces, predicate="intersects")
+        overlap = shapely.area(shapely.intersection(pieces[p_all], hexes[h_all]))
+    else:
+        p_all, h_all = tree.query(pieces)  # bounding boxes overlap: a cheap superset
+        overlap = clip_areas(pieces, convex_vertices(hexes), p_all, h_all)
 
     index, hex_i, overlap = _sum_sorted(owner[p_all], h_all, overlap)
     keep = overlap > MIN_SHARE * hex_area[hex_i]

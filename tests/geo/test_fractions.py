@@ -145,3 +145,18 @@ def test_sum_by_is_order_fixed_and_exact_on_integers():
     out = sum_by(frame, ["a"], "v")
     assert out.to_dict(as_series=False) == {"a": ["x", "y"], "v": [9.0, 6.0]}
     assert sum_by(frame.head(0), ["a"], "v").height == 0
+
+
+def test_numpy_and_geos_engines_agree(monkeypatch):
+    import segtool.geo.fractions as fractions
+
+    rng = np.random.default_rng(11)
+    pts = shapely.points(rng.uniform(670_000, 676_000, 40), rng.uniform(6_578_000, 6_584_000, 40))
+    frame = shapely.box(670_000, 6_578_000, 676_000, 6_584_000)
+    areas = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=frame))
+    areas = shapely.segmentize(shapely.intersection(areas, frame), 25.0)
+    ours = area_fractions(areas, SWEREF, 10)
+    monkeypatch.setattr(fractions, "EXACT_ENGINE", "geos")
+    geos = area_fractions(areas, SWEREF, 10)
+    assert ours["cell"].equals(geos["cell"]) and ours["index"].equals(geos["index"])
+    assert np.allclose(ours["overlap_m2"], geos["overlap_m2"], rtol=1e-9, atol=1e-6)
