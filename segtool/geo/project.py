@@ -85,3 +85,17 @@ def metric_crs_for(crs: str, geoms: np.ndarray) -> str:
         return "EPSG:32633"  # nothing to measure; any metric CRS will do
     xmin, ymin, xmax, ymax = shapely.total_bounds(transform_geoms(present, crs, WGS84))
     return utm_crs_for((xmin + xmax) / 2, (ymin + ymax) / 2)
+
+
+def points_lonlat(points: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 (lon, lat) of point geometries in `crs` (NaN where a point is missing)."""
+    import shapely
+
+    points = np.asarray(points, dtype=object)
+    lon = np.full(points.size, np.nan)
+    lat = np.full(points.size, np.nan)
+    present = ~(shapely.is_missing(points) | shapely.is_empty(points))
+    if present.any():
+        wgs = transform_geoms(points[present], crs, WGS84)
+        lon[present], lat[present] = shapely.get_x(wgs), shapely.get_y(wgs)
+    return lon, lat

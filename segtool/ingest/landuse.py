@@ -34,7 +34,8 @@ import polars as pl
 
 from segtool.errors import UsageError
 from segtool.geo import clean
-from segtool.geo.fractions import area_fractions
+from segtool.geo.dissolve import dissolve, overlap_components
+from segtool.geo.fractions import area_fractions, sum_by
 from segtool.geo.grid import MAX_RES, MIN_RES
 from segtool.geo.project import metric_crs_for, transform_geoms
 from segtool.ingest.crs import WGS84
@@ -134,39 +135,15 @@ def landuse_shares(
     """Per-hexagon shares by category from valid polygons `geoms` (in `crs`) and their
     `categories`. Returns (cell, category, share) sorted by cell and category, and facts
     for the manifest (metric CRS, overlap area)."""
-    import shapely
-
     metric = metric_crs or metric_crs_for(crs, geoms)
     geoms_m = transform_geoms(np.asarray(geoms, dtype=object), crs, metric)
-    names, unions = category_unions(geoms_m, np.asarray(categories, dtype=object), priority)
-    fr = area_fractions(unions, metric, res, metric_crs=metric)
-    shares = fr.select(
-        "cell",
-        pl.Series("category", names, dtype=pl.String).gather(fr["index"]),
-        (pl.col("overlap_m2") / pl.col("cell_m2")).alias("share"),
-    )
-    overlap_m2 = 0.0
-    if len(names) > 1 and not priority:
-        union_all = shapely.union_all(unions)
-        overlap_m2 = float(shapely.area(unions).sum() - shapely.area(union_all))
-        if overlap_m2 > 1e-9 * max(float(shapely.area(union_all)), 1.0):
-            covered = area_fractions(
-                np.array([union_all], dtype=object), metric, res, metric_crs=metric
-            )
-            covered = covered.select(
-                "cell", (pl.col("overlap_m2") / pl.col("cell_m2")).alias("covered")
-            )
-            shares = (
-                shares.join(covered, on="cell", how="left")
-                .with_columns(pl.col("share").sum().over("cell").alias("total"))
-                .with_columns(
-                    pl.when(pl.col("total") > pl.col("covered") * (1 + 1e-12))
-                    .then(pl.col("share") * pl.col("covered") / pl.col("total"))
-                    .otherwise(pl.col("share"))
-                    .alias("share")
-                )
-                .select("cell", "category", "share")
-            )
+    categories = np.asarray(categories, dtype=object)
+    if priority:
+        names, unions = category_unions(geoms_m, categories, priority)
+        shares = _cell_shares(unions, np.arange(len(names)), names, metric, res)
+        overlap_m2 = 0.0
+    else:
+        shares, names, overlap_m2 = _proportional_shares(geoms_m, categories, metric, res)
     shares = shares.with_columns(pl.col("share").clip(upper_bound=1.0)).sort("cell", "category")
     info = {
         "metric_crs": metric,
@@ -175,6 +152,79 @@ def landuse_shares(
         "category_overlap_m2": max(overlap_m2, 0.0),
     }
     return shares.cast(LANDUSE_SCHEMA), info
+
+
+def _fractions(geoms: np.ndarray, metric: str, res: int) -> pl.DataFrame:
+    """(index, cell, share of the cell) for each geometry."""
+    fr = area_fractions(geoms, metric, res, metric_crs=metric)
+    return fr.select("index", "cell", (pl.col("overlap_m2") / pl.col("cell_m2")).alias("share"))
+
+
+def _cell_shares(geoms, code, names, metric, res) -> pl.DataFrame:
+    """Shares per (cell, category) of interior-disjoint geometries with category `code`."""
+    fr = _fractions(geoms, metric, res)
+    frame = fr.select(
+        "cell",
+        pl.Series("category", names, dtype=pl.String).gather(
+            pl.Series(code, dtype=pl.UInt32).gather(fr["index"])
+        ),
+        "share",
+    )
+    return sum_by(frame, ["cell", "category"], "share")
+
+
+def _proportional_shares(geoms, categories, metric, res):
+    """Union each category's overlapping polygons (only those: `segtool.geo.dissolve`),
+    measure, then scale the shares of cells where categories overlap so they sum to the
+    share covered by any category."""
+    import shapely
+
+    names, code = np.unique(categories.astype(str), return_inverse=True)
+    names = names.tolist()
+    labels = overlap_components(geoms, code)
+    own, label = dissolve(geoms, labels)
+    own_code = np.empty(label.size, dtype=np.int64)
+    own_code[labels] = code  # every member of a component has the component's category
+    fr = _fractions(own, metric, res)
+    shares = sum_by(
+        fr.select(
+            "cell",
+            pl.Series("category", names, dtype=pl.String).gather(
+                pl.Series(own_code, dtype=pl.UInt32).gather(fr["index"])
+            ),
+            "share",
+        ),
+        ["cell", "category"],
+        "share",
+    )
+    # overlaps between categories: the union of each group of overlapping polygons
+    cross = overlap_components(own)
+    sizes = np.bincount(cross)
+    in_multi = sizes[cross] > 1
+    if not in_multi.any():
+        return shares, names, 0.0
+    unions, _ = dissolve(own[in_multi], cross[in_multi])
+    overlap_m2 = float(shapely.area(own[in_multi]).sum() - shapely.area(unions).sum())
+    parts = fr.filter(pl.Series(in_multi).gather(fr["index"]))
+    excess = pl.concat(
+        [
+            parts.select("cell", "share"),
+            _fractions(unions, metric, res).select("cell", (-pl.col("share")).alias("share")),
+        ]
+    )
+    excess = sum_by(excess, ["cell"], "share").rename({"share": "excess"})
+    shares = (
+        shares.join(excess, on="cell", how="left")
+        .with_columns(pl.col("share").sum().over("cell").alias("total"))
+        .with_columns(
+            pl.when(pl.col("excess") > 1e-12)
+            .then(pl.col("share") * (pl.col("total") - pl.col("excess")) / pl.col("total"))
+            .otherwise(pl.col("share"))
+            .alias("share")
+        )
+        .select("cell", "category", "share")
+    )
+    return shares, names, overlap_m2
 
 
 def ingest_landuse(

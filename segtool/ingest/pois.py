@@ -20,8 +20,7 @@ import polars as pl
 from segtool.errors import UsageError
 from segtool.geo import clean
 from segtool.geo.grid import MAX_RES, MIN_RES, cells_of_points
-from segtool.geo.project import transform_geoms
-from segtool.ingest.crs import WGS84
+from segtool.geo.project import points_lonlat
 from segtool.ingest.geofile import (
     DatasetStats,
     DatasetWrite,
@@ -52,19 +51,6 @@ class PoiParams:
     def __post_init__(self) -> None:
         if not MIN_RES <= self.res <= MAX_RES:
             raise UsageError(f"--res {self.res} is outside {MIN_RES}–{MAX_RES}")
-
-
-def lonlat(points: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
-    """WGS84 (lon, lat) of point geometries (NaN where missing)."""
-    import shapely
-
-    lon = np.full(points.size, np.nan)
-    lat = np.full(points.size, np.nan)
-    present = ~clean.missing(points)
-    if present.any():
-        wgs = transform_geoms(points[present], crs, WGS84)
-        lon[present], lat[present] = shapely.get_x(wgs), shapely.get_y(wgs)
-    return lon, lat
 
 
 def poi_counts(cells: np.ndarray, categories: np.ndarray) -> pl.DataFrame:
@@ -101,7 +87,7 @@ def ingest_pois(
     points, converted = clean.representative_points(layer.geometry)
     if converted:
         notes.append(f"placed {converted} non-point feature(s) at a point on their surface")
-    lon, lat = lonlat(points, layer.crs)
+    lon, lat = points_lonlat(points, layer.crs)
     reason = np.full(len(layer), None, dtype=object)
     reason[clean.missing(points)] = "empty_geometry"
     off_globe = ~((np.abs(lat) <= 90) & (np.abs(lon) <= 180))

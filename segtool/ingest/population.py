@@ -38,7 +38,7 @@ from segtool.errors import InputError, UsageError
 from segtool.geo import clean
 from segtool.geo.fractions import area_fractions, sum_by
 from segtool.geo.grid import MAX_RES, MIN_RES, cells_of_points
-from segtool.geo.project import metric_crs_for, transform_geoms
+from segtool.geo.project import metric_crs_for, points_lonlat, transform_geoms
 from segtool.ingest.crs import WGS84
 from segtool.ingest.geofile import (
     DatasetStats,
@@ -583,13 +583,7 @@ def _ingest_points(
     if converted:
         notes.append(f"{converted} multipoint feature(s) placed at one of their points")
     present = ~clean.missing(points)
-    lat = np.full(len(layer), np.nan)
-    lon = np.full(len(layer), np.nan)
-    if present.any():
-        import shapely
-
-        wgs = transform_geoms(points[present], layer.crs, WGS84)
-        lon[present], lat[present] = shapely.get_x(wgs), shapely.get_y(wgs)
+    lon, lat = points_lonlat(points, layer.crs)
     in_range = present & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
     geo_reason = pl.Series(
         np.where(~present, "empty_geometry", np.where(~in_range, "coordinates_out_of_range", ""))

@@ -62,3 +62,9 @@ def voronoi_areas(n: int = 12, seed: int = 1, size: float = 3000.0):
     cells[0] = cells[0].difference(enclave)
     cells.append(enclave)
     return [f"V{i:02d}" for i in range(len(cells))], cells
+
+
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch):
+    """Messages name long temporary paths: keep rich from wrapping them mid-assertion."""
+    monkeypatch.setenv("COLUMNS", "1000")
