@@ -35,12 +35,11 @@ import numpy as np
 import polars as pl
 
 from segtool.geo.clip import clip_areas, convex_vertices
-from segtool.geo.grid import candidate_cells, edge_length_m
+from segtool.geo.grid import TILE_EDGES, candidate_cells, edge_length_m
 from segtool.geo.hexagons import cell_polygons_wkb
 from segtool.geo.project import metric_crs_for, transform_geoms
 from segtool.ingest.crs import WGS84
 
-TILE_EDGES = 16  # pieces are subdivided until at most this many hexagon edges across
 POLYGON = 3  # shapely type id of Polygon
 EXACT_ENGINE = "numpy"  # "numpy": segtool.geo.clip; "geos": shapely.intersection (the oracle)
 # Overlaps smaller than this share of a hexagon are floating-point noise along shared

@@ -25,6 +25,7 @@ from segtool.geo.project import transform_geoms
 from segtool.ingest.crs import WGS84
 
 MIN_RES, MAX_RES = 5, 12
+TILE_EDGES = 16  # grid tiles for candidate search (and the subdivision size in fractions.py)
 
 
 def edge_length_m(res: int) -> float:
@@ -53,7 +54,9 @@ def candidate_cells(bounds: np.ndarray, crs: str, res: int) -> np.ndarray:
     """Sorted unique H3 cells whose hexagons may overlap any of the boxes `bounds`
     (rows of xmin, ymin, xmax, ymax in the metric CRS `crs`).
 
-    A superset of H3's 'overlap' containment for every shape inside those boxes.
+    A superset of H3's 'overlap' containment for every shape inside those boxes. The
+    boxes are first snapped to a grid of `TILE_EDGES` hexagon edges, so many small shapes
+    in one tile cost one polygon-to-cells call, not one each.
     """
     import shapely
 
@@ -61,7 +64,17 @@ def candidate_cells(bounds: np.ndarray, crs: str, res: int) -> np.ndarray:
     if bounds.shape[0] == 0:
         return np.empty(0, dtype=np.uint64)
     m = candidate_margin_m(res)
-    boxes = shapely.box(bounds[:, 0] - m, bounds[:, 1] - m, bounds[:, 2] + m, bounds[:, 3] + m)
+    size = TILE_EDGES * edge_length_m(res)
+    ix0, iy0 = np.floor(bounds[:, 0] / size), np.floor(bounds[:, 1] / size)
+    nx = (np.floor(bounds[:, 2] / size) - ix0 + 1).astype(np.int64)
+    ny = (np.floor(bounds[:, 3] / size) - iy0 + 1).astype(np.int64)
+    n = nx * ny
+    k = np.arange(n.sum()) - np.repeat(np.r_[0, np.cumsum(n)[:-1]], n)
+    tx = np.repeat(ix0, n) + k % np.repeat(nx, n)
+    ty = np.repeat(iy0, n) + k // np.repeat(nx, n)
+    tiles = np.unique(np.column_stack([tx, ty]), axis=0)
+    x0, y0 = tiles[:, 0] * size, tiles[:, 1] * size
+    boxes = shapely.box(x0 - m, y0 - m, x0 + size + m, y0 + size + m)
     # Densify, so that each edge's image in lon/lat stays within metres of its true curve.
     boxes = shapely.segmentize(boxes, max_segment_length=max(m, 1.0))
     boxes_ll = transform_geoms(boxes, crs, WGS84)

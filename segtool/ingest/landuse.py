@@ -6,8 +6,8 @@ polygons. Areas are exact (`segtool.geo.fractions`), measured in the layer's own
 it is projected in metres (e.g. EPSG:3006), else in the local UTM zone.
 
 Overlaps
-- within a category: polygons are unioned first, so overlapping polygons of one
-  category are counted once;
+- within a category: overlapping polygons are unioned first (only those that overlap:
+  `segtool.geo.dissolve`), so an area covered twice by one category counts once;
 - between categories (`overlaps="proportional"`, the default): where categories overlap
   inside a hexagon, their shares are scaled down so they add up to the share of the
   hexagon covered by any category (overlapping area is split in proportion to each

@@ -9,8 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyproj import Transformer
 
+from segtool.errors import SegtoolError
 from segtool.geo.fractions import area_fractions
 from segtool.ingest.population import apportion, ingest_population
 from segtool.lake import Lake
@@ -276,3 +279,47 @@ def test_usage_errors(tmp_path, areas_gpkg, cli):
     )
     assert r.code == 1 and "e.csv is empty" in r.err
     assert not Lake(lake).datasets()
+
+
+cell_text = st.one_of(
+    st.sampled_from(["", "0", "12", "3.5", "-1", "..", "1e3", "nan", "x", " 7 ", "1,5"]),
+    st.text(alphabet="0123456789-.,e ", max_size=5),
+)
+
+
+@pytest.fixture(scope="module")
+def prop_areas(tmp_path_factory):
+    ids, squares = grid_areas()
+    return write_layer(tmp_path_factory.mktemp("areas") / "a.gpkg", squares, deso=ids)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["A00", "A01", "A21", "", "Q9", " A10"]), cell_text, cell_text),
+        min_size=1,
+        max_size=12,
+    ),
+    sep=st.sampled_from([",", ";"]),
+)
+def test_property_every_row_is_accounted_for(tmp_path_factory, prop_areas, rows, sep):
+    """Malformed counts never crash: a clean error, or every row written or rejected."""
+    tmp = tmp_path_factory.mktemp("prop")
+    areas = prop_areas
+    quote = lambda v: f'"{v}"' if sep in v else v  # noqa: E731
+    text = f"deso{sep}g1{sep}g2\n" + "".join(sep.join(quote(v) for v in row) + "\n" for row in rows)
+    (tmp / "t.csv").write_text(text)
+    params = dict(areas=areas, area_id="deso", wide=True, groups=("g1", "g2"))
+    try:
+        report = ingest_population(tmp / "t.csv", tmp / "lake", **params)
+    except SegtoolError:
+        return  # a clean, named error is fine
+    s = report.stats("population")
+    assert s.rows_in == len(rows) == s.rows_written + s.rows_rejected
+    m = manifest(tmp / "lake", "population")
+    assert m["rows_in"] == len(rows) and sum(m["rejected_by_reason"].values()) == s.rows_rejected
+    rej = read(tmp / "lake", "_rejects/population")
+    assert rej.height == s.rows_rejected
+    assert (read(tmp / "lake", "population")["count"] >= 0).all()
