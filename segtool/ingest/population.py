@@ -366,8 +366,10 @@ def prepare_areas(layer: GeoLayer, area_id: str) -> Areas:
         parts, owner = shapely.get_parts(geoms[ok], return_index=True)
         polys, sub = shapely.get_parts(parts, return_index=True)
         owner = owner[sub]
-        poly = shapely.get_type_id(polys) == 3
-        area_geoms = shapely.multipolygons(polys[poly], indices=codes[owner[poly]])
+        poly = np.flatnonzero(shapely.get_type_id(polys) == 3)
+        target = codes[owner[poly]]
+        order = np.argsort(target, kind="stable")  # shapely wants sorted indices
+        area_geoms = shapely.multipolygons(polys[poly[order]], indices=target[order])
         area_geoms, _ = clean.repair(area_geoms)
     else:
         order = np.argsort(keep_ids, kind="stable")

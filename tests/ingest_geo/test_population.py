@@ -323,3 +323,25 @@ def test_property_every_row_is_accounted_for(tmp_path_factory, prop_areas, rows,
     rej = read(tmp / "lake", "_rejects/population")
     assert rej.height == s.rows_rejected
     assert (read(tmp / "lake", "population")["count"] >= 0).all()
+
+
+def test_features_sharing_an_id_are_merged(tmp_path):
+    ids, squares = grid_areas()
+    # B is split over two features (listed apart), one of them a multipolygon
+    geoms = [squares[0], shapely.MultiPolygon([squares[1], squares[2]]), squares[3], squares[4]]
+    names = ["B", "A", "C", "B"]
+    gpkg = write_layer(tmp_path / "dup.gpkg", geoms, deso=names)
+    csv = tmp_path / "c.csv"
+    csv.write_text("deso,group,count\nA,g,10\nB,g,20\nC,g,30\n")
+    lake = tmp_path / "lake"
+    report = ingest_population(csv, lake, areas=gpkg, area_id="deso", res=10)
+    assert report.extra["features_merged"] == 1
+    areas = read(lake, "areas")
+    assert areas["area"].to_list() == ["A", "B", "C"]
+    merged = shapely.from_wkb(areas["geometry"][1])
+    from segtool.geo.project import transform_geoms
+
+    back = transform_geoms(np.array([merged]), "EPSG:4326", SWEREF)[0]
+    assert back.area == pytest.approx(squares[0].area + squares[4].area, rel=1e-6)
+    cells = read(lake, "population_cells")
+    assert cells["count"].sum() == pytest.approx(60.0, rel=1e-12)
