@@ -120,3 +120,25 @@ def test_geoparquet_without_crs_key_is_crs84_and_null_crs_is_missing(tmp_path):
     )
     with pytest.raises(InputError, match="b.parquet declares no coordinate reference system"):
         read_geofile(tmp_path / "b.parquet")
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
+@pytest.mark.parametrize("command", ["landuse", "pois"])
+def test_broken_geometry_files_exit_1_naming_the_file(tmp_path, cli, command):
+    ids, geoms = grid_areas()
+    cases = {}
+    cases["junk.gpkg"] = tmp_path / "junk.gpkg"
+    cases["junk.gpkg"].write_text("not a geopackage")
+    cases["zero.fgb"] = tmp_path / "zero.fgb"
+    cases["zero.fgb"].write_bytes(b"")
+    cases["table.csv"] = tmp_path / "table.csv"
+    cases["table.csv"].write_text("kind,x\na,1\n")
+    cases["nocrs.shp"] = write_layer(tmp_path / "nocrs.shp", geoms, crs=None, kind=ids)
+    cases["nofeat.gpkg"] = write_layer(tmp_path / "nofeat.gpkg", [], kind=[])
+    cases["nofield.gpkg"] = write_layer(tmp_path / "nofield.gpkg", geoms, other=ids)
+    lake = tmp_path / "lake"
+    for name, path in cases.items():
+        r = cli("ingest", command, path, "--category", "kind", "--lake", lake)
+        assert r.code == 1, (name, r.err)
+        assert name in r.err and "Traceback" not in r.err, r.err
+    assert not lake.exists() or not any(lake.rglob("*.parquet"))
