@@ -91,3 +91,19 @@ def test_clockwise_hexagons_and_empty_pairs():
         h.area / 4, rel=1e-12
     )
     assert clip_areas(np.array([shapely.box(0, 0, 1, 1)]), cv, [], []).size == 0
+
+
+def test_chunking_gives_the_same_areas(monkeypatch):
+    import segtool.geo.clip as clip
+
+    rng = np.random.default_rng(3)
+    polys = np.array(
+        [shapely.Point(x, y).buffer(r, quad_segs=5) for x, y, r in rng.uniform(0, 400, (30, 3))]
+    )
+    hexes = np.array([hexagon(x, y, 60) for x in range(0, 401, 90) for y in range(0, 401, 80)])
+    pi, hi = shapely.STRtree(hexes).query(polys)
+    whole = clip_areas(polys, convex_vertices(hexes), pi, hi)
+    monkeypatch.setattr(clip, "CHUNK_VERTICES", 50)  # many chunks, some single pairs
+    chunked = clip_areas(polys, convex_vertices(hexes), pi, hi)
+    assert np.array_equal(whole, chunked)
+    assert np.allclose(whole, geos_areas(polys, hexes, pi, hi), rtol=1e-9, atol=1e-7)
