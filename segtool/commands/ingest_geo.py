@@ -3,6 +3,7 @@ the lake. Thin: parse options → `segtool.ingest.{population,landuse,pois}` →
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -45,11 +46,24 @@ def _split(text: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+@contextmanager
+def _stages():
+    """A spinner on stderr naming the current stage (quiet in CI and when piped)."""
+    with console.progress() as p:
+        task = p.add_task("starting", total=None)
+        yield lambda text: p.update(task, description=text)
+
+
 def _report(report: IngestReport, lake: Lake, fmt) -> None:
     for note in report.notes:
         console.note(note)
-    present.emit(report.summary(), fmt, title=f"ingested into {lake.root}")
+    summary = report.summary()
+    if present.resolve_format(fmt, None) == "table":  # reasons follow below, one line each
+        summary = summary.drop("rejected_by_reason")
+    present.emit(summary, fmt, title=f"ingested into {lake.root}")
     for d in report.datasets:
+        if d.rejects != d.dataset:  # same input rows as another dataset: said once
+            continue
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(d.rejected_by_reason.items()))
         console.info(
             f"{d.dataset}: read {d.rows_in}, wrote {d.rows_written}, rejected {d.rows_rejected}"
@@ -138,7 +152,9 @@ def population(
         crs=crs,
     )
     target = Lake(lake)
-    _report(ingest_population(file, target, areas=areas, params=params), target, fmt)
+    with _stages() as stage:
+        report = ingest_population(file, target, areas=areas, params=params, on_stage=stage)
+    _report(report, target, fmt)
 
 
 def landuse(
@@ -193,7 +209,9 @@ def landuse(
         priority=_split(priority),
     )
     target = Lake(lake)
-    _report(ingest_landuse(geofile, target, params=params), target, fmt)
+    with _stages() as stage:
+        report = ingest_landuse(geofile, target, params=params, on_stage=stage)
+    _report(report, target, fmt)
 
 
 def pois(
@@ -225,4 +243,6 @@ def pois(
 
     params = PoiParams(category=category, res=res, layer=layer, crs=crs, bbox=parse_bbox(bbox))
     target = Lake(lake)
-    _report(ingest_pois(geofile, target, params=params), target, fmt)
+    with _stages() as stage:
+        report = ingest_pois(geofile, target, params=params, on_stage=stage)
+    _report(report, target, fmt)

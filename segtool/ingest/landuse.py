@@ -26,6 +26,7 @@ polygons are repaired with `make_valid` and counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,15 +233,18 @@ def ingest_landuse(
     lake: Lake | str | Path | None = None,
     *,
     params: LanduseParams | None = None,
+    on_stage: Callable[[str], None] | None = None,
     **options,
 ) -> IngestReport:
     """Read a land-use layer and write `landuse/` (+ `_rejects/landuse/`) to the lake.
 
     `options` are the fields of `LanduseParams` (category, res, layer, crs, bbox,
-    priority) when `params` is not given.
+    priority) when `params` is not given; `on_stage` is told what is being done.
     """
     params = params or LanduseParams(**options)
     lake = lake if isinstance(lake, Lake) else Lake(lake)
+    stage = on_stage or (lambda _: None)
+    stage(f"reading {geofile}")
     layer = read_geofile(
         geofile, fields=[params.category], layer=params.layer, crs=params.crs, all_fields=True
     )
@@ -261,6 +265,7 @@ def ingest_landuse(
         geoms_m = clipped
         reason[(reason == None) & outside] = "outside_bbox"  # noqa: E711
     ok = reason == None  # noqa: E711
+    stage(f"measuring {int(ok.sum())} polygons against H3 cells (res {params.res}, {metric})")
     shares, info = landuse_shares(
         geoms_m[ok], cats[ok], metric, params.res, metric_crs=metric, priority=params.priority
     )
@@ -290,5 +295,6 @@ def ingest_landuse(
         for path in input_files(geofile):
             manifest.add_input(path, "landuse")
         writes.append(DatasetWrite(name, frame, manifest))
+    stage(f"writing to {lake.root}")
     write_datasets(lake, writes)
     return IngestReport([stats], notes, params, extra)

@@ -11,6 +11,7 @@ Features rejected (to `_rejects/pois/`): `empty_geometry`, `coordinates_out_of_r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,15 +71,18 @@ def ingest_pois(
     lake: Lake | str | Path | None = None,
     *,
     params: PoiParams | None = None,
+    on_stage: Callable[[str], None] | None = None,
     **options,
 ) -> IngestReport:
     """Read a POI layer and write `pois/` (+ `_rejects/pois/`) to the lake.
 
     `options` are the fields of `PoiParams` (category, res, layer, crs, bbox) when
-    `params` is not given.
+    `params` is not given; `on_stage` is told what is being done.
     """
     params = params or PoiParams(**options)
     lake = lake if isinstance(lake, Lake) else Lake(lake)
+    stage = on_stage or (lambda _: None)
+    stage(f"reading {geofile}")
     layer = read_geofile(
         geofile, fields=[params.category], layer=params.layer, crs=params.crs, all_fields=True
     )
@@ -126,5 +130,6 @@ def ingest_pois(
         for path in input_files(geofile):
             manifest.add_input(path, "pois")
         writes.append(DatasetWrite(name, frame, manifest))
+    stage(f"writing to {lake.root}")
     write_datasets(lake, writes)
     return IngestReport([stats], notes, params, extra)

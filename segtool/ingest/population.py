@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -417,21 +418,25 @@ def ingest_population(
     *,
     areas: str | Path | None = None,
     params: PopulationParams | None = None,
+    on_stage: Callable[[str], None] | None = None,
     **options,
 ) -> IngestReport:
     """Ingest a counts table (and area polygons) into the lake; see the module docstring.
 
     `options` are the fields of `PopulationParams` (area_id, table_id, group, count, wide,
     groups, res, layer, crs) when `params` is not given. Everything is computed before the
-    first dataset is written, so bad input leaves the lake as it was.
+    first dataset is written, so bad input leaves the lake as it was. `on_stage` is told
+    what is being done (for a progress display).
     """
     params = params or PopulationParams(**options)
     lake = lake if isinstance(lake, Lake) else Lake(lake)
+    stage = on_stage or _quiet
+    stage(f"reading {file}")
     table = read_table(file, layer=params.layer, crs=params.crs)
     notes = list(table.notes)
     points = table.layer is not None and areas is None and _is_point_layer(table.layer)
     if points:
-        return _ingest_points(table, lake, params, notes)
+        return _ingest_points(table, lake, params, notes, stage)
 
     if areas is None and table.layer is None:
         raise UsageError(
@@ -441,17 +446,16 @@ def ingest_population(
         raise UsageError("--area-id is required: the field that identifies each area")
     if areas is None:
         area_layer = table.layer
-        area_layer_full = area_layer
         if params.area_id not in area_layer.attributes.columns:
             raise InputError(
                 f"{table.path} has no field {params.area_id!r}; its fields are: "
                 f"{', '.join(area_layer.attributes.columns)}"
             )
     else:
-        area_layer_full = read_geofile(
+        stage(f"reading {areas}")
+        area_layer = read_geofile(
             areas, fields=[params.area_id], layer=params.layer, crs=params.crs, all_fields=True
         )
-        area_layer = area_layer_full
     prepared = prepare_areas(area_layer, params.area_id)
     if prepared.repaired:
         notes.append(f"repaired {prepared.repaired} invalid area geometries (make_valid)")
@@ -497,6 +501,7 @@ def ingest_population(
     population = _sum_duplicates(long, ["unit", "group"], notes)
 
     metric = metric_crs_for(prepared.crs, prepared.geometry)
+    stage(f"measuring {len(prepared.ids)} areas against H3 cells (res {params.res}, {metric})")
     fr = area_fractions(prepared.geometry, prepared.crs, params.res, metric_crs=metric)
     fr = fr.with_columns(
         pl.Series("unit", prepared.ids.astype(object), dtype=pl.String).gather(fr["index"])
@@ -564,6 +569,7 @@ def ingest_population(
             extra,
         ),
     ]
+    stage(f"writing to {lake.root}")
     write_datasets(lake, writes)
     return IngestReport([pop_stats, cell_stats, area_stats], notes, params, extra)
 
@@ -575,8 +581,12 @@ def _is_point_layer(layer: GeoLayer) -> bool:
     return g.size > 0 and bool(np.isin(shapely.get_type_id(g), [0, 4]).all())
 
 
+def _quiet(_: str) -> None:
+    pass
+
+
 def _ingest_points(
-    table: Table, lake: Lake, params: PopulationParams, notes: list[str]
+    table: Table, lake: Lake, params: PopulationParams, notes: list[str], stage
 ) -> IngestReport:
     """Counts at points: each point's counts go to the H3 cell (at --res) containing it."""
     layer = table.layer
@@ -636,6 +646,7 @@ def _ingest_points(
             "_rejects/population", _table_rejects(table, reasons), pop_stats, params, inputs, extra
         ),
     ]
+    stage(f"writing to {lake.root}")
     write_datasets(lake, writes)
     return IngestReport([pop_stats, cell_stats], notes, params, extra)
 
