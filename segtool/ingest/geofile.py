@@ -314,7 +314,11 @@ def write_datasets(lake, writes: list[DatasetWrite]) -> None:
     Callers compute everything first, so a bad input fails before anything is written.
     """
     from segtool.geo.geoparquet import write_geoparquet
+    from segtool.schema import SCHEMAS, validate
 
+    for w in writes:
+        if w.name in SCHEMAS:
+            validate(w.name, w.frame.schema)  # the SPEC §1 contract, checked before writing
     for w in writes:
         with lake.writing(w.name, w.manifest) as tmp:
             target = tmp / "part-0.parquet"
