@@ -15,8 +15,9 @@ Method (no Python loop over polygons or cells):
    every piece is at most `TILE_EDGES` hexagon edges across. The pieces partition the
    polygon exactly, and each later intersection touches only a piece's own vertices
    rather than a whole district's boundary.
-3. Candidate cells from the pieces' bounding boxes (`segtool.geo.grid.candidate_cells`,
-   a superset of H3 overlap containment); hexagons as polygons, projected.
+3. Candidate cells from the grid tiles the pieces' bounding boxes touch
+   (`segtool.geo.grid.candidate_cells`, a superset of H3 overlap containment); hexagons
+   as polygons, projected.
 4. Pair pieces with hexagons whose bounding boxes overlap (STRtree) and compute each
    pair's overlap area exactly with a vectorised Sutherland–Hodgman clip of the piece's
    rings by the hexagon (`segtool.geo.clip`; ~3x less CPU than `shapely.intersection`,
