@@ -115,9 +115,28 @@ def population(
         str | None,
         typer.Option("--groups", help="Wide table: the group columns, e.g. Q1,Q2,Q3,Q4 (auto)."),
     ] = None,
+    x: Annotated[
+        str | None,
+        typer.Option(
+            "--x",
+            help="Counts at points given as coordinates in FILE: the easting (or longitude) "
+            "column. CRS from --crs (default EPSG:4326).",
+        ),
+    ] = None,
+    y: Annotated[
+        str | None,
+        typer.Option("--y", help="... and the northing (or latitude) column."),
+    ] = None,
     res: Res = 9,
     layer: Layer = None,
-    crs: Crs = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            "--crs",
+            help="CRS of --x/--y, or of a geometry file that declares none (e.g. EPSG:3006). "
+            "Never overrides a declared CRS.",
+        ),
+    ] = None,
     lake: LakeOpt = Path("lake"),
     fmt: Format = None,
 ) -> None:
@@ -136,6 +155,7 @@ def population(
     segtool ingest population counts.parquet --areas deso.fgb --area-id deso --wide --groups Q1,Q2,Q3,Q4
     segtool ingest population grid_250m.gpkg --area-id rutid --res 10
     segtool ingest population addresses.gpkg --groups born_sweden,born_abroad
+    segtool ingest population points.csv --x east --y north --crs EPSG:3006 --res 11
     ```
     """
     from segtool.ingest.population import PopulationParams, ingest_population
@@ -150,6 +170,8 @@ def population(
         res=res,
         layer=layer,
         crs=crs,
+        x=x,
+        y=y,
     )
     target = Lake(lake)
     with _stages() as stage:

@@ -88,14 +88,27 @@ def metric_crs_for(crs: str, geoms: np.ndarray) -> str:
 
 
 def points_lonlat(points: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
-    """WGS84 (lon, lat) of point geometries in `crs` (NaN where a point is missing)."""
+    """WGS84 (lon, lat) of point geometries in `crs`; NaN where a point is missing or
+    outside the projection's domain (it does not survive the round trip back to `crs`,
+    e.g. a northing of 1e12 m)."""
     import shapely
 
     points = np.asarray(points, dtype=object)
     lon = np.full(points.size, np.nan)
     lat = np.full(points.size, np.nan)
     present = ~(shapely.is_missing(points) | shapely.is_empty(points))
-    if present.any():
-        wgs = transform_geoms(points[present], crs, WGS84)
-        lon[present], lat[present] = shapely.get_x(wgs), shapely.get_y(wgs)
+    if not present.any():
+        return lon, lat
+    x, y = shapely.get_x(points[present]), shapely.get_y(points[present])
+    if same_crs(crs, WGS84):
+        lo, la = x, y
+    else:
+        with np.errstate(all="ignore"):
+            lo, la = _transformer(crs_name(crs), WGS84).transform(x, y)
+            bx, by = _transformer(WGS84, crs_name(crs)).transform(lo, la)
+        tol = 1e-6 * np.maximum(1.0, np.maximum(np.abs(x), np.abs(y)))
+        bad = ~(np.abs(bx - x) <= tol) | ~(np.abs(by - y) <= tol)
+        lo = np.where(bad, np.nan, lo)
+        la = np.where(bad, np.nan, la)
+    lon[present], lat[present] = lo, la
     return lon, lat

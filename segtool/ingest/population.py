@@ -95,11 +95,15 @@ class PopulationParams:
     groups: tuple[str, ...] | None = None  # wide table: the group columns (default: auto)
     res: int = 9
     layer: str | None = None
-    crs: str | None = None
+    crs: str | None = None  # CRS of a geometry file declaring none, or of --x/--y
+    x: str | None = None  # table with point coordinates: easting/longitude column
+    y: str | None = None  # ... northing/latitude column
 
     def __post_init__(self) -> None:
         if not MIN_RES <= self.res <= MAX_RES:
             raise UsageError(f"--res {self.res} is outside {MIN_RES}–{MAX_RES}")
+        if (self.x is None) != (self.y is None):
+            raise UsageError("--x and --y go together: the two coordinate columns of points")
 
 
 # --- reading the counts table ------------------------------------------------------------
@@ -434,9 +438,16 @@ def ingest_population(
     stage(f"reading {file}")
     table = read_table(file, layer=params.layer, crs=params.crs)
     notes = list(table.notes)
-    points = table.layer is not None and areas is None and _is_point_layer(table.layer)
-    if points:
-        return _ingest_points(table, lake, params, notes, stage)
+    if params.x is not None:
+        if areas is not None:
+            raise UsageError("give either point coordinates (--x/--y) or --areas, not both")
+        points, crs = _table_points(table, params)
+        return _ingest_points(table, lake, params, notes, stage, points, crs)
+    if table.layer is not None and areas is None and _is_point_layer(table.layer):
+        points, converted = clean.representative_points(table.layer.geometry)
+        if converted:
+            notes.append(f"{converted} multipoint feature(s) placed at one of their points")
+        return _ingest_points(table, lake, params, notes, stage, points, table.layer.crs)
 
     if areas is None and table.layer is None:
         raise UsageError(
@@ -585,26 +596,50 @@ def _quiet(_: str) -> None:
     pass
 
 
+def _table_points(table: Table, params: PopulationParams) -> tuple[np.ndarray, str]:
+    """Points from the --x/--y columns (CRS --crs, default WGS84 lon/lat); None where a
+    coordinate is not a number."""
+    import shapely
+
+    for col in (params.x, params.y):
+        if col not in table.frame.columns:
+            raise InputError(
+                f"{table.path} has no column {col!r}; its columns are: "
+                f"{', '.join(c for c in table.frame.columns if c != LINE)}"
+            )
+    xy = table.frame.select(
+        _count(params.x, table.frame.schema[params.x], table.decimal_comma).alias("x"),
+        _count(params.y, table.frame.schema[params.y], table.decimal_comma).alias("y"),
+    )
+    ok = (xy["x"].is_not_null() & xy["y"].is_not_null()).to_numpy()
+    points = np.full(xy.height, None, dtype=object)
+    points[ok] = shapely.points(xy["x"].to_numpy()[ok], xy["y"].to_numpy()[ok])
+    return points, params.crs or WGS84
+
+
 def _ingest_points(
-    table: Table, lake: Lake, params: PopulationParams, notes: list[str], stage
+    table: Table,
+    lake: Lake,
+    params: PopulationParams,
+    notes: list[str],
+    stage,
+    points: np.ndarray,
+    crs: str,
 ) -> IngestReport:
     """Counts at points: each point's counts go to the H3 cell (at --res) containing it."""
-    layer = table.layer
-    assert layer is not None
-    points, converted = clean.representative_points(layer.geometry)
-    if converted:
-        notes.append(f"{converted} multipoint feature(s) placed at one of their points")
     present = ~clean.missing(points)
-    lon, lat = points_lonlat(points, layer.crs)
+    lon, lat = points_lonlat(points, crs)
     in_range = present & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    missing = "empty_geometry" if table.layer is not None else "unparseable_coordinates"
     geo_reason = pl.Series(
-        np.where(~present, "empty_geometry", np.where(~in_range, "coordinates_out_of_range", ""))
+        np.where(~present, missing, np.where(~in_range, "coordinates_out_of_range", ""))
     )
     geo_reason = pl.when(geo_reason == "").then(None).otherwise(geo_reason)
-    exclude = tuple(c for c in (params.table_id, params.area_id) if c)
+    exclude = tuple(c for c in (params.table_id, params.area_id, params.x, params.y) if c)
+    stage(f"binning {int(in_range.sum())} points to H3 cells (res {params.res})")
     counts = counts_long(table, None, params, exclude)
     notes += counts.notes
-    cell = np.zeros(len(layer), dtype=np.uint64)
+    cell = np.zeros(points.size, dtype=np.uint64)
     if in_range.any():
         cell[in_range] = cells_of_points(lat[in_range], lon[in_range], params.res)
     reasons = counts.row_reason.with_columns(
@@ -635,7 +670,7 @@ def _ingest_points(
         "shape": counts.shape,
         "groups": counts.groups,
         "res": params.res,
-        "points_crs": layer.crs,
+        "points_crs": crs,
         "total_count": float(population["count"].sum()),
     }
     inputs = [(p, "counts+points") for p in input_files(table.path)]

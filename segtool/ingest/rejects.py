@@ -48,7 +48,7 @@ REASONS: dict[str, str] = {
     "empty_id": "the device id is empty",
     "unparseable_time": "the time is neither epoch seconds/ms/µs nor ISO 8601",
     "unparseable_coordinates": "lat or lon is empty or not a number",
-    "coordinates_out_of_range": "lat outside [-90, 90] or lon outside [-180, 180] (after reprojection)",
+    "coordinates_out_of_range": "lat outside [-90, 90] or lon outside [-180, 180] (after reprojection), or not in the CRS's domain",
     "outside_bbox": "the point (or geometry feature) lies outside --bbox",
     "duplicate_ping": "an exact duplicate of an earlier ping (same device, time, lat, lon)",
     "low_accuracy": "accuracy worse than --max-accuracy metres",

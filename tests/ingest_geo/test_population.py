@@ -345,3 +345,35 @@ def test_features_sharing_an_id_are_merged(tmp_path):
     assert back.area == pytest.approx(squares[0].area + squares[4].area, rel=1e-6)
     cells = read(lake, "population_cells")
     assert cells["count"].sum() == pytest.approx(60.0, rel=1e-12)
+
+
+def test_points_from_table_coordinates(tmp_path, cli):
+    e, n = CITY_HALL_3006
+    csv = tmp_path / "pts.csv"
+    csv.write_text(
+        "east;north;a;b\n"
+        f"{e};{n};1;2\n"
+        f"{str(e).replace('.', ',')};{n};1,5;0\n"  # decimal commas in a ;-file
+        f"x;{n};1;1\n"  # unparseable_coordinates
+        f"{e};1e12;1;1\n"  # coordinates_out_of_range
+        f"{e};{n};-1;1\n"  # negative_count
+    )
+    lake = tmp_path / "lake"
+    r = cli("ingest", "population", csv, "--x", "east", "--y", "north", "--crs", "EPSG:3006",
+            "--res", "12", "--lake", lake)  # fmt: skip
+    assert r.code == 0, r.err
+    pop = read(lake, "population")
+    cell = h3.str_to_int(h3.latlng_to_cell(*CITY_HALL_LATLON, 12))
+    assert pop.to_dict(as_series=False) == {
+        "cell": [cell, cell],
+        "group": ["a", "b"],
+        "count": [2.5, 2.0],
+    }
+    assert manifest(lake, "population")["rejected_by_reason"] == {
+        "coordinates_out_of_range": 1,
+        "negative_count": 1,
+        "unparseable_coordinates": 1,
+    }
+    assert sorted(read(lake, "_rejects/population")["line"].to_list()) == [4, 5, 6]
+    r = cli("ingest", "population", csv, "--x", "east", "--lake", lake)
+    assert r.code == 1 and "--x and --y" in r.err
