@@ -4,6 +4,10 @@ GeoParquet (pyarrow + shapely: this GDAL build has no Parquet driver).
 Every problem is an `InputError` naming the file: not a geometry file, several layers
 and no `--layer`, a named field missing (the message lists the fields there are), no
 CRS (unless `--crs` supplies it), no features.
+
+Also here, shared by the three geographic ingests: rejected features as a rejects frame
+(`layer_rejects`), the all-or-nothing writing of their datasets (`write_datasets`), and
+the row accounting they report (`DatasetStats`, `IngestReport`).
 """
 
 from __future__ import annotations
