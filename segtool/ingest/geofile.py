@@ -6,7 +6,8 @@ and no `--layer`, a named field missing (the message lists the fields there are)
 CRS (unless `--crs` supplies it), no features.
 
 Also here, shared by the three geographic ingests: rejected features as a rejects frame
-(`layer_rejects`), the all-or-nothing writing of their datasets (`write_datasets`), and
+(`layer_rejects`), the writing of their datasets (`write_datasets`: each atomic, all
+computed before the first is written), and
 the row accounting they report (`DatasetStats`, `IngestReport`).
 """
 
