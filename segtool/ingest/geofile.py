@@ -7,8 +7,8 @@ CRS (unless `--crs` supplies it), no features.
 
 Also here, shared by the three geographic ingests: rejected features as a rejects frame
 (`layer_rejects`), the writing of their datasets (`write_datasets`: each atomic, all
-computed before the first is written), and
-the row accounting they report (`DatasetStats`, `IngestReport`).
+computed before the first is written), and the row accounting they report
+(`DatasetStats`, `IngestReport`).
 """
 
 from __future__ import annotations
