@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from segtool.geo.clean import repair
 from segtool.geo.clip import clip_areas, convex_vertices
 from segtool.geo.grid import TILE_EDGES, candidate_cells, edge_length_m
 from segtool.geo.hexagons import cell_polygons_wkb
@@ -142,7 +143,9 @@ def area_fractions(
 
     geoms = np.asarray(geoms, dtype=object)
     metric_crs = metric_crs or metric_crs_for(crs, geoms)
-    parts, owner = polygon_parts(transform_geoms(geoms, crs, metric_crs))
+    # (re)validate after projecting: reprojection can make near-touching rings cross
+    projected, _ = repair(transform_geoms(geoms, crs, metric_crs))
+    parts, owner = polygon_parts(projected)
     pieces, owner = subdivide(parts, owner, TILE_EDGES * edge_length_m(res))
     if pieces.size == 0:
         return pl.DataFrame(schema=FRACTIONS_SCHEMA)

@@ -137,7 +137,7 @@ def landuse_shares(
     `categories`. Returns (cell, category, share) sorted by cell and category, and facts
     for the manifest (metric CRS, overlap area)."""
     metric = metric_crs or metric_crs_for(crs, geoms)
-    geoms_m = transform_geoms(np.asarray(geoms, dtype=object), crs, metric)
+    geoms_m, _ = clean.repair(transform_geoms(np.asarray(geoms, dtype=object), crs, metric))
     categories = np.asarray(categories, dtype=object)
     if priority:
         names, unions = category_unions(geoms_m, categories, priority)

@@ -160,3 +160,12 @@ def test_numpy_and_geos_engines_agree(monkeypatch):
     geos = area_fractions(areas, SWEREF, 10)
     assert ours["cell"].equals(geos["cell"]) and ours["index"].equals(geos["index"])
     assert np.allclose(ours["overlap_m2"], geos["overlap_m2"], rtol=1e-9, atol=1e-6)
+
+
+def test_invalid_input_is_repaired_not_a_crash():
+    bowtie = shapely.Polygon(
+        [(674_000, 6_580_000), (675_000, 6_581_000), (675_000, 6_580_000), (674_000, 6_581_000)]
+    )
+    assert not bowtie.is_valid
+    fr = area_fractions(np.array([bowtie]), SWEREF, 9)
+    assert fr["overlap_m2"].sum() == pytest.approx(shapely.make_valid(bowtie).area, rel=1e-9)
