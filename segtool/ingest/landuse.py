@@ -241,6 +241,8 @@ def ingest_landuse(
     `options` are the fields of `LanduseParams` (category, res, layer, crs, bbox,
     priority) when `params` is not given; `on_stage` is told what is being done.
     """
+    import shapely
+
     params = params or LanduseParams(**options)
     lake = lake if isinstance(lake, Lake) else Lake(lake)
     stage = on_stage or (lambda _: None)
@@ -269,7 +271,9 @@ def ingest_landuse(
     shares, info = landuse_shares(
         geoms_m[ok], cats[ok], metric, params.res, metric_crs=metric, priority=params.priority
     )
-    if info["category_overlap_m2"] > 0 and not params.priority:
+    # slivers from digitising or rounding (< 1e-6 of the land area) are not worth a note
+    noticeable = info["category_overlap_m2"] > 1e-6 * float(shapely.area(geoms_m[ok]).sum())
+    if noticeable and not params.priority:
         notes.append(
             f"categories overlap on {info['category_overlap_m2'] / 1e6:.3g} km²: "
             "shares there are split in proportion (or use --priority)"
