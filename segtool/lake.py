@@ -37,6 +37,7 @@ PRODUCED_BY = {
     "homes": "segtool homes",
     "devices": "segtool groups",
     "population": "segtool ingest population",
+    "population_cells": "segtool ingest population",
     "areas": "segtool ingest population --areas",
     "landuse": "segtool ingest landuse",
     "pois": "segtool ingest pois",

@@ -48,6 +48,11 @@ SCHEMAS: dict[str, tuple[dict[str, pl.DataType], dict[str, pl.DataType]]] = {
         {"unit": pl.String, "cell": pl.UInt64},
     ),
     "areas": ({"area": pl.String, "geometry": pl.Binary}, {}),
+    # register counts apportioned to H3 cells at the analysis resolution (ingest population)
+    "population_cells": (
+        {"cell": pl.UInt64, "group": pl.String, "count": pl.Float64},
+        {},
+    ),
     "landuse": ({"cell": pl.UInt64, "category": pl.String, "share": pl.Float64}, {}),
     "pois": ({"cell": pl.UInt64, "category": pl.String, "n": pl.UInt32}, {}),
     "visits": (
