@@ -710,7 +710,8 @@ atkinson = _doc(
 
     A = 1 − [Σ_u (x_u/X)^b (y_u/Y)^(1−b)]^(1/(1−b)), algebraically the same as Massey &
     Denton's 1 − P/(1−P)·|Σ_u (1−p_u)^(1−b) p_u^b t_u/(PT)|^(1/(1−b)) used by PySAL
-    `Atkinson`. Without a focal group each group is reported against the rest
+    `Atkinson` (whose class ignores its `b` argument and always uses 0.5; its
+    `_atkinson(b=)` function agrees with this one). Without a focal group each group is reported against the rest
     (there is no multigroup Atkinson in PySAL or R `segregation`). Pass `atkinson_b=`.
     """,
 )
