@@ -29,6 +29,7 @@ def residential(
             help="Counts table: CSV/TSV or Parquet (or a folder of Parquet files), long "
             "(unit, group, count) or wide (--wide).",
             show_default=False,
+            metavar="INPUT",
         ),
     ],
     unit: Annotated[

@@ -370,7 +370,7 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
             pl.col("_line").len().alias("_rows"), *agg
         )
         notes.append(
-            f"summed {n_dup} duplicate (unit, group) rows into their first occurrence "
+            f"summed {_plural(n_dup, 'duplicate (unit, group) row')} into their first occurrence "
             f"(first duplicate on line {first})"
         )
     else:
@@ -383,7 +383,8 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
     if zero.height:
         long = long.filter(unit_total > 0)
         notes.append(
-            f"dropped {zero_units} units whose counts are all zero ({zero_unit_rows} rows)"
+            f"dropped {_plural(zero_units, 'unit')} whose counts are all zero "
+            f"({_plural(zero_unit_rows, 'row')})"
         )
     group_total = pl.col("n").sum().over("group")
     empty = long.filter(group_total == 0)
@@ -392,7 +393,8 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
     if zero_groups:
         long = long.filter(group_total > 0)
         notes.append(
-            f"dropped group(s) with no members: {', '.join(zero_groups)} ({zero_group_rows} rows)"
+            f"dropped {_plural(len(zero_groups), 'group')} with no members: "
+            f"{', '.join(zero_groups)} ({_plural(zero_group_rows, 'row')})"
         )
 
     if long.height == 0:
@@ -419,6 +421,10 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
         excluded_columns=excluded,
         notes=notes,
     )
+
+
+def _plural(k: int, noun: str) -> str:
+    return f"{k} {noun}" + ("" if k == 1 else "s")
 
 
 def _parse_counts(long: pl.DataFrame, count_name: str) -> pl.Series:
