@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from segtool.errors import InputError, UsageError
@@ -78,14 +79,8 @@ class Counts:
     zero_group_rows: int = 0
     excluded_columns: tuple[str, ...] = ()  # wide: a total column left out
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def units(self) -> int:
-        return self.frame["unit"].n_unique()
-
-    @property
-    def groups(self) -> list[str]:
-        return sorted(self.frame["group"].unique().to_list())
+    units: int = 0  # distinct units kept
+    groups: list[str] = field(default_factory=list)  # groups kept, sorted
 
     @property
     def rows_dropped(self) -> int:
@@ -342,32 +337,41 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
             f"unit {bad['unit']!r}, group {bad['group']!r}, {bad['n']:g})"
         )
 
-    long = long.sort("unit", "group", "_line")
+    # Sort by unit, then by group within unit, stably (so duplicates keep line order).
+    # Multi-key string sorts are slow in polars: sort by unit alone when needed, then
+    # by an integer key (unit run × K + group code), skipping either sort when the file
+    # is already in order.
+    prev_u = pl.col("unit").shift(1)
+    if not long.select((pl.col("unit") >= prev_u).fill_null(True).all()).item():
+        long = long.sort("unit", maintain_order=True)
+    all_groups = sorted(long["group"].unique().to_list())
+    long = long.with_columns(
+        _uid=pl.col("unit").rle_id(),
+        _key=pl.col("unit").rle_id().cast(pl.UInt64) * len(all_groups)
+        + pl.col("group").cast(pl.Enum(all_groups)).to_physical().cast(pl.UInt64),
+    )
+    if not long.select((pl.col("_key") >= pl.col("_key").shift(1)).fill_null(True).all()).item():
+        long = long.sort("_key", maintain_order=True)
+    same_unit = pl.col("_uid") == pl.col("_uid").shift(1)
+    same_cell = (pl.col("_key") == pl.col("_key").shift(1)).fill_null(False)
     if cols.within:
-        clash = long.filter(
-            (pl.col("unit") == pl.col("unit").shift(1))
-            & (pl.col("stratum") != pl.col("stratum").shift(1))
-        )
+        clash = long.filter(same_unit & (pl.col("stratum") != pl.col("stratum").shift(1)))
         if clash.height:
             raise InputError(
                 f"unit {clash['unit'][0]!r} lies in more than one stratum of {cols.within!r} "
                 f"(line {clash['_line'][0]})",
                 hint="--within needs every unit nested in one stratum (e.g. tracts in districts)",
             )
-    dup = long.select(
-        (
-            (pl.col("unit") == pl.col("unit").shift(1))
-            & (pl.col("group") == pl.col("group").shift(1))
-        )
-        .fill_null(False)
-        .alias("d")
-    )["d"]
+    dup = long.select(same_cell.alias("d"))["d"]
     n_dup = int(dup.sum())
     if n_dup:
         first = long.filter(dup)["_line"][0]
-        agg = [pl.col("n").sum()] + ([pl.col("stratum").first()] if cols.within else [])
-        long = long.group_by("unit", "group", maintain_order=True).agg(
-            pl.col("_line").len().alias("_rows"), *agg
+        agg = [pl.col("n").sum(), pl.col("unit").first(), pl.col("group").first()]
+        agg += [pl.col("stratum").first()] if cols.within else []
+        long = (
+            long.with_columns(_cell=(~dup).cum_sum())
+            .group_by("_cell", maintain_order=True)
+            .agg(pl.col("_uid").first(), pl.len().alias("_rows"), *agg)
         )
         notes.append(
             f"summed {_plural(n_dup, 'duplicate (unit, group) row')} into their first occurrence "
@@ -376,22 +380,26 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
     else:
         long = long.with_columns(_rows=pl.lit(1, dtype=pl.UInt32))
 
-    unit_total = pl.col("n").sum().over("unit")
-    zero = long.filter(unit_total == 0)
-    zero_units = zero["unit"].n_unique() if zero.height else 0
-    zero_unit_rows = int(zero["_rows"].sum()) if zero.height else 0
-    if zero.height:
-        long = long.filter(unit_total > 0)
+    # Units whose counts are all zero (sorted by unit: totals by run id, no hashing).
+    uid = long["_uid"].to_numpy()
+    totals = np.bincount(uid, weights=long["n"].to_numpy())
+    zero_units = int(np.count_nonzero(totals == 0))
+    n_units = len(totals) - zero_units
+    zero_unit_rows = 0
+    if zero_units:
+        drop = pl.Series(totals[uid] == 0)
+        zero_unit_rows = int(long.filter(drop)["_rows"].sum())
+        long = long.filter(~drop)
         notes.append(
             f"dropped {_plural(zero_units, 'unit')} whose counts are all zero "
             f"({_plural(zero_unit_rows, 'row')})"
         )
-    group_total = pl.col("n").sum().over("group")
-    empty = long.filter(group_total == 0)
-    zero_groups = tuple(sorted(empty["group"].unique().to_list())) if empty.height else ()
+    by_group = long.group_by("group").agg(pl.col("n").sum(), pl.col("_rows").sum())
+    empty = by_group.filter(pl.col("n") == 0)
+    zero_groups = tuple(sorted(empty["group"].to_list()))
     zero_group_rows = int(empty["_rows"].sum()) if empty.height else 0
     if zero_groups:
-        long = long.filter(group_total > 0)
+        long = long.filter(~pl.col("group").is_in(list(zero_groups)))
         notes.append(
             f"dropped {_plural(len(zero_groups), 'group')} with no members: "
             f"{', '.join(zero_groups)} ({_plural(zero_group_rows, 'row')})"
@@ -399,8 +407,7 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
 
     if long.height == 0:
         raise InputError("every count is zero: there is nothing to measure")
-    n_units = long["unit"].n_unique()
-    groups = long["group"].unique().sort().to_list()
+    groups = sorted(set(by_group["group"].to_list()) - set(zero_groups))
     if n_units < 2:
         raise InputError(
             f"only one unit ({long['unit'][0]!r}): segregation needs at least two units"
@@ -420,6 +427,8 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
         zero_group_rows=zero_group_rows,
         excluded_columns=excluded,
         notes=notes,
+        units=n_units,
+        groups=groups,
     )
 
 

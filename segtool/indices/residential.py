@@ -33,7 +33,9 @@ Atkinson 1970; Simpson 1949; Cortes, Rey et al. 2020 (PySAL `segregation`, JOSS)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -130,8 +132,9 @@ class ResidentialParams:
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b with 0 where b == 0 (an empty unit or group contributes nothing)."""
-    a, b = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
-    out = np.zeros(a.shape)
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    out = np.zeros(np.broadcast_shapes(a.shape, b.shape))
     np.divide(a, b, out=out, where=b != 0)
     return out
 
@@ -406,26 +409,65 @@ def _k_dissimilarity(c: Composition, b: float) -> Rows:
     return _one(c, _div(d, 2.0 * c.interaction_I))
 
 
-def _gini_mean_difference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Σ_u Σ_v w_u w_v |x_u − x_v| / 2 for weights summing to 1, in O(n log n).
+def _sorted_with_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, x[order]) for a 1-D array of shares x ≥ 0, sorted ascending.
+
+    Fast path: sort one uint64 key per unit holding float32(x) in the high and the unit's
+    position in the low 32 bits (`np.sort` of integers is faster than `np.argsort` of
+    floats and releases the GIL, so groups sort in parallel). float32 rounding is
+    monotone, so the order can only be off among values equal in float32; that is
+    checked exactly and, if it happens, the exact `np.argsort` is used instead.
+    """
+    if x.size < 2**32:
+        key = x.astype(np.float32).view(np.uint32).astype(np.uint64) << np.uint64(32)
+        key |= np.arange(x.size, dtype=np.uint64)
+        key.sort()
+        order = (key & np.uint64(0xFFFFFFFF)).astype(np.intp)
+        xs = x[order]
+        if bool((xs[1:] >= xs[:-1]).all()):
+            return order, xs
+    order = np.argsort(x, kind="stable")
+    return order, x[order]
+
+
+def _gini_mean_difference(x: np.ndarray, w: np.ndarray) -> float:
+    """Σ_u Σ_v w_u w_v |x_u − x_v| / 2 for 1-D weights summing to 1, in O(n log n).
 
     Sorted ascending with cumulative weights C_k, Σ_{i<j} w_i w_j (x_j − x_i) =
-    Σ_k w_k x_k (2 C_k − w_k − 1). Works on leading batch axes.
+    Σ_k w_k x_k (2 C_k − w_k − 1); tied values contribute 0 in any order.
     """
-    order = np.argsort(x, axis=-1)
-    xs = np.take_along_axis(x, order, axis=-1)
-    ws = np.take_along_axis(w, order, axis=-1)
-    cum = np.cumsum(ws, axis=-1)
-    return ((ws * xs) * (2.0 * cum - ws - 1.0)).sum(axis=-1)
+    order, xs = _sorted_with_order(x)
+    ws = w[order]
+    cum = np.cumsum(ws)
+    return float(np.dot(ws * xs, 2.0 * cum - ws - 1.0))
+
+
+def _gini_sums(share: np.ndarray, w: np.ndarray, groups: Sequence[int]) -> np.ndarray:
+    """Σ over `groups` of the Gini mean difference of each column of `share` (..., n, K),
+    for every batch element; the columns are sorted in parallel threads."""
+    batch = share.shape[:-2]
+    flat_s = share.reshape(-1, *share.shape[-2:])
+    flat_w = w.reshape(-1, w.shape[-1])
+    jobs = [(b, k) for b in range(flat_s.shape[0]) for k in groups]
+
+    def one(job: tuple[int, int]) -> float:
+        b, k = job
+        return _gini_mean_difference(np.ascontiguousarray(flat_s[b, :, k]), flat_w[b])
+
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        values = list(pool.map(one, jobs))
+    out = np.zeros(flat_s.shape[0])
+    for (b, _), v in zip(jobs, values, strict=True):
+        out[b] += v
+    return out.reshape(batch)
 
 
 def _k_gini(c: Composition, b: float) -> Rows:
-    w = c.w
     # The two columns of a two-group table give the same sum: compute one, double it.
-    ks = [0] if _is_two(c) else range(c.K)
-    total = sum(_gini_mean_difference(c.share[..., k], w) for k in ks)
     if _is_two(c):
-        total = 2.0 * total
+        total = 2.0 * _gini_sums(c.share, c.w, [0])
+    else:
+        total = _gini_sums(c.share, c.w, range(c.K))
     return _one(c, _div(total, c.interaction_I))
 
 
@@ -499,7 +541,8 @@ def _k_simpson_interaction(c: Composition, b: float) -> Rows:
 
 def _k_hutchens(c: Composition, b: float) -> Rows:
     f = _div(c.counts, c.N[..., None, :])  # n_ug / N_g
-    geo = np.prod(f ** (1.0 / c.K), axis=-1)
+    with np.errstate(divide="ignore"):  # ln 0 = −inf → a factor of 0
+        geo = np.exp(np.log(f).mean(axis=-1))
     return _one(c, 1.0 - geo.sum(axis=-1))
 
 
