@@ -293,7 +293,7 @@ def composition(
     # Canonical frames (from `read_counts`) are sorted by unit already: O(n) check.
     sorted_units = frame.select((pl.col(unit) >= pl.col(unit).shift(1)).all()).item()
     if not sorted_units:
-        frame = frame.sort(unit, group)
+        frame = frame.sort(unit, maintain_order=True)
     groups = tuple(sorted(frame[group].cast(pl.String).unique().to_list()))
     codes = frame.select(
         pl.col(unit).rle_id().alias("u"),
@@ -303,11 +303,10 @@ def composition(
     g = codes["g"].to_numpy()
     values = frame[count].cast(pl.Float64).to_numpy()
     _check_values(values, count)
-    counts = np.zeros((int(u[-1]) + 1, len(groups)))
-    if _has_duplicates(u, g):
-        np.add.at(counts, (u, g), values)
-    else:
-        counts[u, g] = values
+    n_units, k = int(u[-1]) + 1, len(groups)
+    # One bincount builds the matrix and sums repeated (unit, group) rows.
+    cell = u.astype(np.int64) * k + g
+    counts = np.bincount(cell, weights=values, minlength=n_units * k).reshape(n_units, k)
     first = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
     units = frame[unit].gather(first)
     strata = names = None
@@ -346,11 +345,6 @@ def _check_values(values: np.ndarray, count: str) -> None:
         raise InputError(f"{int(bad.sum())} counts in {count!r} are missing, NaN or infinite")
     if (values < 0).any():
         raise InputError(f"{int((values < 0).sum())} counts in {count!r} are negative")
-
-
-def _has_duplicates(u: np.ndarray, g: np.ndarray) -> bool:
-    # Sorted by unit then group: duplicates are adjacent equal (u, g) pairs.
-    return bool(np.any((u[1:] == u[:-1]) & (g[1:] == g[:-1])))
 
 
 def two_group(comp: Composition, focal: str, reference: str | None = None) -> Composition:

@@ -239,3 +239,18 @@ def test_lazy_frame_accepted():
     a = compute_residential(to_long(counts))
     b = compute_residential(to_long(counts).lazy())
     assert a.equals(b)
+
+
+def test_unsorted_frame_with_scattered_duplicates_is_summed():
+    from segtool.indices.residential import composition
+
+    frame = pl.DataFrame(
+        {
+            "unit": ["b", "a", "b", "a", "a"],
+            "group": ["x", "x", "y", "y", "x"],
+            "n": [2, 1, 5, 3, 4],
+        }
+    )
+    c = composition(frame)
+    assert c.units.to_list() == ["a", "b"] and c.groups == ("x", "y")
+    assert c.counts.tolist() == [[5.0, 3.0], [2.0, 5.0]]
