@@ -134,9 +134,16 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b with 0 where b == 0 (an empty unit or group contributes nothing)."""
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
+    if b.size <= a.size and np.all(b != 0):  # the usual case: one pass, no mask
+        return a / b
     out = np.zeros(np.broadcast_shapes(a.shape, b.shape))
     np.divide(a, b, out=out, where=b != 0)
     return out
+
+
+def _xlogx(x: np.ndarray, axes: int | tuple[int, ...]) -> np.ndarray:
+    """Σ x ln x over `axes` with 0 ln 0 = 0."""
+    return (x * np.log(np.where(x > 0, x, 1.0))).sum(axis=axes)
 
 
 def _xlogx_ratio(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -179,7 +186,8 @@ class Composition:
     @cached_property
     def t(self) -> np.ndarray:
         """Unit totals t_u, shape (..., n)."""
-        return self.counts.sum(axis=-1)
+        # A product with a ones vector: numpy's sum over a short last axis is slow.
+        return self.counts @ np.ones(self.K)
 
     @cached_property
     def N(self) -> np.ndarray:  # noqa: N802
@@ -207,14 +215,22 @@ class Composition:
         return _div(self.counts, self.t[..., None])
 
     @cached_property
-    def dev(self) -> np.ndarray:
-        """π_ug − π_g, shape (..., n, K)."""
-        return self.share - self.P[..., None, :]
+    def log_counts(self) -> np.ndarray:
+        """ln n_ug, and 0 for empty cells (so that n ln n = 0 there), shape (..., n, K)."""
+        return np.log(np.where(self.counts > 0, self.counts, 1.0))
+
+    @cached_property
+    def cross(self) -> np.ndarray:
+        """X_gh = Σ_u n_ug π_uh, shape (..., K, K): one BLAS product that yields the
+        exposure matrix (X_gh/N_g) and the variance terms Σ_u t_u π_ug² = X_gg."""
+        return np.swapaxes(self.counts, -1, -2) @ self.share
 
     @cached_property
     def sq_dev(self) -> np.ndarray:
-        """Σ_u (t_u/T)(π_ug − π_g)², shape (..., K): shared by the variance-ratio indices."""
-        return _wsum(self.w, self.dev**2)
+        """Σ_u (t_u/T)(π_ug − π_g)² = X_gg/T − π_g², shape (..., K): shared by the
+        variance-ratio indices (normalised exposure, relative diversity, squared CV)."""
+        diag = np.diagonal(self.cross, axis1=-2, axis2=-1)
+        return np.maximum(_div(diag, self.T[..., None]) - self.P**2, 0.0)
 
     @cached_property
     def interaction_I(self) -> np.ndarray:  # noqa: N802
@@ -233,24 +249,22 @@ class Composition:
 
     @cached_property
     def M(self) -> np.ndarray:  # noqa: N802
-        return (self.w * self.local_mi).sum(axis=-1)
+        """M = Σ_u (t_u/T) ls_u, computed as
+        (Σ n ln n − Σ_u t_u ln t_u − Σ_g N_g ln N_g + T ln T) / T (one pass over the cells)."""
+        cells = (self.counts * self.log_counts).sum(axis=(-2, -1))
+        raw = cells - _xlogx(self.t, -1) - _xlogx(self.N, -1) + _xlogx(self.T, ())
+        return np.maximum(_div(raw, self.T), 0.0)
 
     @cached_property
     def exposure(self) -> np.ndarray:
         """gPh = Σ_u (n_ug/N_g)(n_uh/t_u), shape (..., K, K); rows sum to 1."""
-        of_group = _div(self.counts, self.N[..., None, :])  # n_ug / N_g
-        return np.swapaxes(of_group, -1, -2) @ self.share
+        return _div(self.cross, self.N[..., :, None])
 
     def with_counts(self, counts: np.ndarray) -> Composition:
         """The same units, groups and strata with other counts (e.g. bootstrap draws)."""
         return Composition(
             counts, self.units, self.groups, self.strata, self.stratum_names, self.labels
         )
-
-
-def _wsum(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Σ_u w_u x_ug for w (..., n), x (..., n, K) → (..., K), as a (batched) BLAS product."""
-    return (w[..., None, :] @ x)[..., 0, :]
 
 
 # --------------------------------------------------------------------------------------
@@ -399,8 +413,9 @@ def _per_group(c: Composition, values: np.ndarray) -> Rows:
 
 
 def _k_dissimilarity(c: Composition, b: float) -> Rows:
-    d = (c.w[..., None, :] @ np.abs(c.dev))[..., 0, :].sum(axis=-1)
-    return _one(c, _div(d, 2.0 * c.interaction_I))
+    # Σ_u Σ_g t_u |π_ug − π_g| = Σ_u Σ_g |n_ug − t_u π_g|
+    d = np.abs(c.counts - c.t[..., :, None] * c.P[..., None, :]).sum(axis=(-2, -1))
+    return _one(c, _div(d, 2.0 * c.T * c.interaction_I))
 
 
 def _sorted_with_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -465,22 +480,20 @@ def _k_gini(c: Composition, b: float) -> Rows:
     return _one(c, _div(total, c.interaction_I))
 
 
-def _atkinson_xy(x: np.ndarray, y: np.ndarray, b: float) -> np.ndarray:
-    """1 − [Σ_u (x_u/X)^b (y_u/Y)^(1−b)]^(1/(1−b)) over the units axis."""
-    fx = _div(x, x.sum(axis=-1, keepdims=True))
-    fy = _div(y, y.sum(axis=-1, keepdims=True))
-    s = (fx**b * fy ** (1.0 - b)).sum(axis=-1)
+def _atkinson_xy(x: np.ndarray, y: np.ndarray, b: float, axis: int = -1) -> np.ndarray:
+    """1 − [Σ_u (x_u/X)^b (y_u/Y)^(1−b)]^(1/(1−b)), summing over the units `axis`."""
+    fx = _div(x, x.sum(axis=axis, keepdims=True))
+    fy = _div(y, y.sum(axis=axis, keepdims=True))
+    s = (fx**b * fy ** (1.0 - b)).sum(axis=axis)
     return 1.0 - s ** (1.0 / (1.0 - b))
 
 
 def _k_atkinson(c: Composition, b: float) -> Rows:
     if _is_two(c):
         return _one(c, _atkinson_xy(c.counts[..., 0], c.counts[..., 1], b))
-    vals = np.stack(
-        [_atkinson_xy(c.counts[..., k], c.t - c.counts[..., k], b) for k in range(c.K)],
-        axis=-1,
-    )
-    return _per_group(c, vals)
+    # every group against the rest at once: units on axis −2
+    rest = c.t[..., :, None] - c.counts
+    return _per_group(c, _atkinson_xy(c.counts, rest, b, axis=-2))
 
 
 def _isolation_vec(c: Composition) -> np.ndarray:
@@ -534,9 +547,10 @@ def _k_simpson_interaction(c: Composition, b: float) -> Rows:
 
 
 def _k_hutchens(c: Composition, b: float) -> Rows:
-    f = _div(c.counts, c.N[..., None, :])  # n_ug / N_g
-    with np.errstate(divide="ignore"):  # ln 0 = −inf → a factor of 0
-        geo = np.exp(np.log(f).mean(axis=-1))
+    # Π_g (n_ug/N_g)^(1/K) = exp(mean_g ln n_ug − mean_g ln N_g); 0 if a cell is empty.
+    log_n = np.log(np.where(c.N > 0, c.N, 1.0)).mean(axis=-1)
+    log_cells = np.where(c.counts > 0, c.log_counts, -np.inf)  # an empty cell → factor 0
+    geo = np.exp(log_cells @ np.full(c.K, 1.0 / c.K) - log_n[..., None])
     return _one(c, 1.0 - geo.sum(axis=-1))
 
 
@@ -584,10 +598,23 @@ def evaluate(c: Composition, params: ResidentialParams) -> Evaluated:
 
     out = Evaluated([], [], [])
     decompose = c.strata is not None
-    for name in params.indices:
-        if decompose and name in ("mutual_information", "theil_h"):
-            continue  # reported with their components below
-        for g, h, v in KERNELS[name](c, params.atkinson_b):
+    names = [
+        n for n in params.indices if not (decompose and n in ("mutual_information", "theil_h"))
+    ]  # with strata, M and H are reported with their components below
+    rows: dict[str, Rows] = {}
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # Gini (sorting, GIL released) runs beside the other kernels (numpy passes).
+        gini = None
+        if "gini" in names:
+            c.share, c.w  # noqa: B018 - computed once here, before two threads read them
+            gini = background.submit(KERNELS["gini"], c, params.atkinson_b)
+        for name in names:
+            if name != "gini":
+                rows[name] = KERNELS[name](c, params.atkinson_b)
+        if gini is not None:
+            rows["gini"] = gini.result()
+    for name in names:
+        for g, h, v in rows[name]:
             out.keys.append((name, g, h, None, None))
             out.values.append(v)
             out.weights.append(None)
