@@ -192,7 +192,7 @@ class Composition:
     @cached_property
     def N(self) -> np.ndarray:  # noqa: N802
         """Group totals N_g, shape (..., K)."""
-        return self.counts.sum(axis=-2)
+        return np.swapaxes(self.counts, -1, -2) @ np.ones(self.counts.shape[-2])
 
     @cached_property
     def T(self) -> np.ndarray:  # noqa: N802
@@ -484,7 +484,11 @@ def _atkinson_xy(x: np.ndarray, y: np.ndarray, b: float, axis: int = -1) -> np.n
     """1 − [Σ_u (x_u/X)^b (y_u/Y)^(1−b)]^(1/(1−b)), summing over the units `axis`."""
     fx = _div(x, x.sum(axis=axis, keepdims=True))
     fy = _div(y, y.sum(axis=axis, keepdims=True))
-    s = (fx**b * fy ** (1.0 - b)).sum(axis=axis)
+    if b == 0.5:  # the default: one square root instead of two powers
+        fx *= fy
+        s = np.sqrt(fx, out=fx).sum(axis=axis)
+    else:
+        s = (fx**b * fy ** (1.0 - b)).sum(axis=axis)
     return 1.0 - s ** (1.0 / (1.0 - b))
 
 
