@@ -340,8 +340,8 @@ def composition(
             )
         strata = per_unit.astype(np.int64)
     # Empty units and groups carry no information (the reader notes them): drop them.
-    keep_u = counts.sum(axis=1) > 0
-    keep_g = counts.sum(axis=0) > 0
+    keep_u = counts @ np.ones(k) > 0
+    keep_g = np.ones(n_units) @ counts > 0
     if not keep_u.all():
         counts, units = counts[keep_u], units.filter(pl.Series(keep_u))
         strata = None if strata is None else strata[keep_u]
@@ -354,6 +354,9 @@ def composition(
 
 
 def _check_values(values: np.ndarray, count: str) -> None:
+    lo, hi = values.min(), values.max()  # NaN propagates into both
+    if lo >= 0 and hi < np.inf:
+        return
     bad = ~np.isfinite(values)
     if bad.any():
         raise InputError(f"{int(bad.sum())} counts in {count!r} are missing, NaN or infinite")
