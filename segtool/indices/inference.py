@@ -2,9 +2,11 @@
 permutation nulls. The resampling itself lives next to the data it resamples
 (multinomial counts for residential, devices for experienced).
 
-Bootstrap summary (as R `segregation` reports it, Elbers 2023):
+Bootstrap summary (se and debiased estimate as R `segregation` reports them, Elbers 2023):
   se = sd(replicates), CI = percentile interval, bias = mean(replicates) − estimate,
   debiased estimate = estimate − bias = 2·estimate − mean(replicates).
+  (R `segregation`'s CI is instead the quantiles of 2·estimate − replicates, i.e. the
+  percentile interval reflected about the estimate: [2·est − ci_high, 2·est − ci_low].)
 """
 
 from __future__ import annotations
