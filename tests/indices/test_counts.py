@@ -189,3 +189,18 @@ def test_counts_reconcile(rows):
     distinct = len({(u, g) for u, g, _ in rows})
     assert c.duplicate_rows == len(rows) - distinct
     assert c.frame.height + c.rows_dropped + c.duplicate_rows >= distinct
+
+
+def test_wide_with_within_and_integer_groups_from_parquet(tmp_path):
+    frame = pl.DataFrame(
+        {"tract": ["a", "b", "c"], "district": ["N", "N", "S"], "1": [5, 0, 2], "2": [1, 4, 2]}
+    )
+    frame.write_parquet(tmp_path / "w.parquet")
+    c = read_counts(tmp_path / "w.parquet", wide=True, within="district")
+    assert c.columns.groups == ("1", "2")
+    assert c.frame.columns == ["unit", "group", "n", "stratum"]
+    assert c.frame.filter(pl.col("unit") == "c")["stratum"].to_list() == ["S", "S"]
+    long = pl.DataFrame({"unit": ["a", "a", "b", "b"], "group": [1, 2, 1, 2], "n": [1, 2, 3, 4]})
+    long.write_parquet(tmp_path / "l.parquet")
+    c = read_counts(tmp_path / "l.parquet")
+    assert c.groups == ["1", "2"] and c.frame.schema["group"] == pl.String
