@@ -254,3 +254,15 @@ def test_unsorted_frame_with_scattered_duplicates_is_summed():
     c = composition(frame)
     assert c.units.to_list() == ["a", "b"] and c.groups == ("x", "y")
     assert c.counts.tolist() == [[5.0, 3.0], [2.0, 5.0]]
+
+
+def test_gini_sort_falls_back_to_exact_order_below_float32_resolution():
+    from segtool.indices.residential import _gini_mean_difference, _sorted_with_order
+
+    # equal in float32, different in float64, and in the wrong order by position
+    x = np.array([0.5 + 3e-12, 0.5 + 2e-12, 0.5 + 1e-12, 0.5, 0.1])
+    order, xs = _sorted_with_order(x)
+    assert order.tolist() == [4, 3, 2, 1, 0] and (np.diff(xs) >= 0).all()
+    w = np.array([0.1, 0.2, 0.3, 0.25, 0.15])
+    pair = (np.outer(w, w) * np.abs(x[:, None] - x[None, :])).sum() / 2
+    assert _gini_mean_difference(x, w) == pytest.approx(pair, rel=1e-12, abs=1e-18)
