@@ -152,9 +152,15 @@ def residential(
 
     comp = composition(counts.frame, within="stratum" if within else None)
     if bootstrap:
+        total = float(comp.counts.sum())
+        if abs(total - round(total)) > 1e-6:
+            console.note(
+                f"counts are not whole numbers: each bootstrap replicate draws "
+                f"{round(total)} individuals with probabilities n_ug / T"
+            )
         with console.progress() as p:
-            p.add_task(f"bootstrap ({bootstrap} replicates)", total=None)
-            result = compute(comp, params)
+            task = p.add_task("bootstrap replicates", total=bootstrap)
+            result = compute(comp, params, on_replicates=lambda k: p.advance(task, k))
     else:
         result = compute(comp, params)
 

@@ -87,12 +87,12 @@ def multinomial_draws(
         done += m
 
 
-def bootstrap_residential(comp, params, estimate):
+def bootstrap_residential(comp, params, estimate, *, on_replicates=None):
     """Fill `se`, `ci_low`, `ci_high` and `debiased` of a residential result frame.
 
     `comp` is the (possibly two-group) `Composition` the estimate was computed from and
     `params` its `ResidentialParams`; every replicate is evaluated with the same kernels
-    (batched over replicates), row for row.
+    (batched over replicates), row for row. `on_replicates(k)` reports progress.
     """
     import polars as pl
 
@@ -102,6 +102,8 @@ def bootstrap_residential(comp, params, estimate):
     for counts in multinomial_draws(comp.counts, params.bootstrap, params.seed):
         ev = evaluate(comp.with_counts(counts), params)
         chunks.append(np.stack([np.broadcast_to(v, counts.shape[:1]) for v in ev.values], 1))
+        if on_replicates is not None:
+            on_replicates(counts.shape[0])
     reps = np.concatenate(chunks, axis=0)  # (replicates, rows)
     sums = [
         summarize_replicates(est, reps[:, j], params.level)

@@ -720,16 +720,21 @@ def compute_residential(
 
 
 def compute(
-    frame: pl.DataFrame | pl.LazyFrame | Composition, params: ResidentialParams
+    frame: pl.DataFrame | pl.LazyFrame | Composition,
+    params: ResidentialParams,
+    *,
+    on_replicates: Callable[[int], None] | None = None,
 ) -> pl.DataFrame:
-    """`compute_residential` with its parameters in a `ResidentialParams`."""
+    """`compute_residential` with its parameters in a `ResidentialParams`.
+
+    `on_replicates(k)` is called after each chunk of k bootstrap replicates (progress)."""
     comp = prepare(frame, params)
     ev = evaluate(comp, params)
     result = _frame(ev)
     if params.bootstrap:
         from segtool.indices.inference import bootstrap_residential
 
-        result = bootstrap_residential(comp, params, result)
+        result = bootstrap_residential(comp, params, result, on_replicates=on_replicates)
     return result
 
 

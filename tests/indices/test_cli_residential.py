@@ -160,3 +160,12 @@ def test_user_mistakes_exit_1_without_traceback(cli, tmp_path, args, text, messa
 def test_missing_input_file(cli, tmp_path):
     r = cli(*CMD, tmp_path / "nope.csv")
     assert r.code == 1 and "no such file" in r.err
+
+
+def test_bootstrap_of_fractional_counts_notes_the_rounding(cli, tmp_path):
+    p = tmp_path / "f.csv"
+    p.write_text("tract,group,n\na,A,1.5\na,B,2\nb,A,3\nb,B,0.25\n")
+    r = cli(*CMD, p, "--bootstrap", "5", "-i", "dissimilarity", "-f", "json")
+    assert r.code == 0, r.err
+    assert "draws 7 individuals" in r.err
+    assert json.loads(r.out)[0]["se"] >= 0
