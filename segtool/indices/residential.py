@@ -217,7 +217,8 @@ class Composition:
     @cached_property
     def log_counts(self) -> np.ndarray:
         """ln n_ug, and 0 for empty cells (so that n ln n = 0 there), shape (..., n, K)."""
-        return np.log(np.where(self.counts > 0, self.counts, 1.0))
+        out = np.where(self.counts > 0, self.counts, 1.0)
+        return np.log(out, out=out)
 
     @cached_property
     def cross(self) -> np.ndarray:
@@ -251,7 +252,7 @@ class Composition:
     def M(self) -> np.ndarray:  # noqa: N802
         """M = Σ_u (t_u/T) ls_u, computed as
         (Σ n ln n − Σ_u t_u ln t_u − Σ_g N_g ln N_g + T ln T) / T (one pass over the cells)."""
-        cells = (self.counts * self.log_counts).sum(axis=(-2, -1))
+        cells = np.einsum("...ij,...ij->...", self.counts, self.log_counts)
         raw = cells - _xlogx(self.t, -1) - _xlogx(self.N, -1) + _xlogx(self.T, ())
         return np.maximum(_div(raw, self.T), 0.0)
 
@@ -416,8 +417,10 @@ def _per_group(c: Composition, values: np.ndarray) -> Rows:
 
 
 def _k_dissimilarity(c: Composition, b: float) -> Rows:
-    # Σ_u Σ_g t_u |π_ug − π_g| = Σ_u Σ_g |n_ug − t_u π_g|
-    d = np.abs(c.counts - c.t[..., :, None] * c.P[..., None, :]).sum(axis=(-2, -1))
+    # Σ_u Σ_g t_u |π_ug − π_g| = Σ_u Σ_g |n_ug − t_u π_g|, in one temporary array
+    dev = c.t[..., :, None] * c.P[..., None, :]
+    np.subtract(c.counts, dev, out=dev)
+    d = np.abs(dev, out=dev).sum(axis=(-2, -1))
     return _one(c, _div(d, 2.0 * c.T * c.interaction_I))
 
 
@@ -484,15 +487,26 @@ def _k_gini(c: Composition, b: float) -> Rows:
 
 
 def _atkinson_xy(x: np.ndarray, y: np.ndarray, b: float, axis: int = -1) -> np.ndarray:
-    """1 − [Σ_u (x_u/X)^b (y_u/Y)^(1−b)]^(1/(1−b)), summing over the units `axis`."""
-    fx = _div(x, x.sum(axis=axis, keepdims=True))
-    fy = _div(y, y.sum(axis=axis, keepdims=True))
-    if b == 0.5:  # the default: one square root instead of two powers
-        fx *= fy
-        s = np.sqrt(fx, out=fx).sum(axis=axis)
+    """1 − [Σ_u (x_u/X)^b (y_u/Y)^(1−b)]^(1/(1−b)), summing over the units `axis`.
+
+    Computed as Σ_u x_u^b y_u^(1−b) / (X^b Y^(1−b)); for b = 0.5 (the default) one
+    square root of x·y."""
+    x_tot, y_tot = _sum_units(x, axis), _sum_units(y, axis)
+    if b == 0.5:
+        terms = x * y
+        np.sqrt(terms, out=terms)
     else:
-        s = (fx**b * fy ** (1.0 - b)).sum(axis=axis)
+        terms = x**b * y ** (1.0 - b)
+    s = _div(_sum_units(terms, axis), x_tot**b * y_tot ** (1.0 - b))
     return 1.0 - s ** (1.0 / (1.0 - b))
+
+
+def _sum_units(a: np.ndarray, axis: int) -> np.ndarray:
+    """Sum over the units axis (−1 or −2) as a BLAS product with a ones vector (numpy's
+    reductions over an (n, K) array with small K are several times slower)."""
+    if axis == -1:
+        return a @ np.ones(a.shape[-1])
+    return np.ones(a.shape[-2]) @ a
 
 
 def _k_atkinson(c: Composition, b: float) -> Rows:
