@@ -486,14 +486,14 @@ def _k_gini(c: Composition, b: float) -> Rows:
     return _one(c, _div(total, c.interaction_I))
 
 
-def _atkinson_xy(x: np.ndarray, y: np.ndarray, b: float, axis: int = -1) -> np.ndarray:
+def _atkinson_xy(x: np.ndarray, y: np.ndarray, b: float, axis: int = -1, totals=None) -> np.ndarray:
     """1 − [Σ_u (x_u/X)^b (y_u/Y)^(1−b)]^(1/(1−b)), summing over the units `axis`.
 
     Computed as Σ_u x_u^b y_u^(1−b) / (X^b Y^(1−b)); for b = 0.5 (the default) one
-    square root of x·y."""
-    x_tot, y_tot = _sum_units(x, axis), _sum_units(y, axis)
+    square root of x·y. `y` may be overwritten; `totals` = (X, Y) when known."""
+    x_tot, y_tot = totals if totals is not None else (_sum_units(x, axis), _sum_units(y, axis))
     if b == 0.5:
-        terms = x * y
+        terms = np.multiply(x, y, out=y)
         np.sqrt(terms, out=terms)
     else:
         terms = x**b * y ** (1.0 - b)
@@ -511,10 +511,11 @@ def _sum_units(a: np.ndarray, axis: int) -> np.ndarray:
 
 def _k_atkinson(c: Composition, b: float) -> Rows:
     if _is_two(c):
-        return _one(c, _atkinson_xy(c.counts[..., 0], c.counts[..., 1], b))
+        return _one(c, _atkinson_xy(c.counts[..., 0], c.counts[..., 1].copy(), b))
     # every group against the rest at once: units on axis −2
     rest = c.t[..., :, None] - c.counts
-    return _per_group(c, _atkinson_xy(c.counts, rest, b, axis=-2))
+    totals = (c.N, c.T[..., None] - c.N)
+    return _per_group(c, _atkinson_xy(c.counts, rest, b, axis=-2, totals=totals))
 
 
 def _isolation_vec(c: Composition) -> np.ndarray:
