@@ -427,20 +427,19 @@ def _k_dissimilarity(c: Composition, b: float) -> Rows:
 def _sorted_with_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(order, x[order]) for a 1-D array of shares x ≥ 0, sorted ascending.
 
-    Fast path: sort one uint64 key per unit holding float32(x) in the high and the unit's
-    position in the low 32 bits (`np.sort` of integers is faster than `np.argsort` of
-    floats and releases the GIL, so groups sort in parallel). float32 rounding is
-    monotone, so the order can only be off among values equal in float32; that is
-    checked exactly and, if it happens, the exact `np.argsort` is used instead.
+    Fast path: an LSD radix sort of float32(x) — the bits of a non-negative float sort
+    like unsigned integers — in two stable passes over 16-bit digits (numpy sorts
+    16-bit integers by radix, in linear time): 2–3× faster than `np.argsort` of the
+    float64 values. float32 rounding is monotone, so the order can only be off among
+    values equal in float32; that is checked exactly and, if it happens, the exact
+    `np.argsort` is used instead.
     """
-    if x.size < 2**32:
-        key = x.astype(np.float32).view(np.uint32).astype(np.uint64) << np.uint64(32)
-        key |= np.arange(x.size, dtype=np.uint64)
-        key.sort()
-        order = (key & np.uint64(0xFFFFFFFF)).astype(np.intp)
-        xs = x[order]
-        if bool((xs[1:] >= xs[:-1]).all()):
-            return order, xs
+    bits = x.astype(np.float32).view(np.uint32)
+    order = np.argsort((bits & 0xFFFF).astype(np.uint16), kind="stable")
+    order = order[np.argsort((bits >> 16).astype(np.uint16)[order], kind="stable")]
+    xs = x[order]
+    if bool((xs[1:] >= xs[:-1]).all()):
+        return order, xs
     order = np.argsort(x, kind="stable")
     return order, x[order]
 
@@ -454,7 +453,11 @@ def _gini_mean_difference(x: np.ndarray, w: np.ndarray) -> float:
     order, xs = _sorted_with_order(x)
     ws = w[order]
     cum = np.cumsum(ws)
-    return float(np.dot(ws * xs, 2.0 * cum - ws - 1.0))
+    cum *= 2.0
+    cum -= ws
+    cum -= 1.0
+    ws *= xs
+    return float(np.dot(ws, cum))
 
 
 def _gini_sums(share: np.ndarray, w: np.ndarray, groups: Sequence[int]) -> np.ndarray:
