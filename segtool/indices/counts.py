@@ -1,6 +1,7 @@
 """Read a table of counts (CSV or Parquet, long or wide) into the canonical long frame
-the residential indices take: columns `unit`, `group` (String), `n` (Float64) and, with
-`within`, `stratum` (String); one row per (unit, group), sorted by unit then group.
+the residential indices take: columns `unit`, `group` (an `Enum` of the sorted group
+labels, a string type), `n` (Float64) and, with `within`, `stratum` (String); one row per
+(unit, group), sorted by unit then group.
 
 Long input has one row per unit and group with a count (as R `segregation` takes it);
 wide input (`wide=True`) one row per unit and one count column per group. Column names
@@ -415,7 +416,8 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
     if len(groups) < 2:
         raise InputError(f"only one group ({groups[0]!r}): segregation needs at least two groups")
 
-    out = ["unit", "group", "n"] + (["stratum"] if cols.within else [])
+    out = [pl.col("unit"), pl.col("group").cast(pl.Enum(groups)), pl.col("n")]
+    out += [pl.col("stratum")] if cols.within else []
     return Counts(
         frame=long.select(out),
         columns=cols,

@@ -286,7 +286,8 @@ def composition(
 ) -> Composition:
     """The units×groups matrix of a long frame (one row per unit and group).
 
-    Rows of the same (unit, group) are summed. Units and groups are ordered by label.
+    Rows of the same (unit, group) are summed. Units are ordered by label, groups by
+    label too (or in the order of an `Enum` group column, as `read_counts` gives).
     With `within`, every unit must lie in exactly one stratum of that column.
     """
     frame = _collect(frame)
@@ -309,11 +310,14 @@ def composition(
     sorted_units = frame.select((pl.col(unit) >= pl.col(unit).shift(1)).all()).item()
     if not sorted_units:
         frame = frame.sort(unit, maintain_order=True)
-    groups = tuple(sorted(frame[group].cast(pl.String).unique().to_list()))
-    codes = frame.select(
-        pl.col(unit).rle_id().alias("u"),
-        pl.col(group).cast(pl.String).cast(pl.Enum(groups)).to_physical().alias("g"),
-    )
+    dtype = frame.schema[group]
+    if isinstance(dtype, pl.Enum):  # canonical frames: codes are at hand
+        groups = tuple(dtype.categories.to_list())
+        group_codes = pl.col(group).to_physical()
+    else:
+        groups = tuple(sorted(frame[group].cast(pl.String).unique().to_list()))
+        group_codes = pl.col(group).cast(pl.String).cast(pl.Enum(groups)).to_physical()
+    codes = frame.select(pl.col(unit).rle_id().alias("u"), group_codes.alias("g"))
     u = codes["u"].to_numpy()
     g = codes["g"].to_numpy()
     values = frame[count].cast(pl.Float64).to_numpy()

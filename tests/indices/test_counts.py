@@ -203,4 +203,4 @@ def test_wide_with_within_and_integer_groups_from_parquet(tmp_path):
     long = pl.DataFrame({"unit": ["a", "a", "b", "b"], "group": [1, 2, 1, 2], "n": [1, 2, 3, 4]})
     long.write_parquet(tmp_path / "l.parquet")
     c = read_counts(tmp_path / "l.parquet")
-    assert c.groups == ["1", "2"] and c.frame.schema["group"] == pl.String
+    assert c.groups == ["1", "2"] and c.frame.schema["group"] == pl.Enum(["1", "2"])
