@@ -73,6 +73,12 @@ def _scan(lake: Lake, name: str) -> pl.LazyFrame:
     return frame
 
 
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    """Write one dataset part; rechunked first, so the bytes do not depend on how the
+    (multi-threaded) engine happened to chunk the frame — re-runs give identical files."""
+    frame.rechunk().write_parquet(path)
+
+
 def _summary(
     title: str,
     rows: list[tuple[str, float | int | str | None]],
@@ -213,7 +219,7 @@ def stays(
         for b, batch in enumerate(device_batches(pings, n_batches)):
             sorted_pings = sort_pings(batch).collect(engine="streaming")
             frame, c = stays_from_sorted(sorted_pings, params)
-            frame.write_parquet(tmp / f"part-{b:05d}.parquet")
+            _write(frame, tmp / f"part-{b:05d}.parquet")
             counts += c
             devices_in += sorted_pings["device"].n_unique()
             devices_out += frame["device"].n_unique()
@@ -311,7 +317,7 @@ def homes(
         found = detect_homes(stays_lf, params, areas)
         bar.update(task, total=1, completed=1)
     with lk.writing("homes", manifest) as tmp:
-        found.write_parquet(tmp / "part-00000.parquet")
+        _write(found, tmp / "part-00000.parquet")
         manifest.rows_in = n_stays
         manifest.rows_written = found.height
         summary = {
@@ -446,7 +452,7 @@ def groups(
             coverage_suppressed=cov.suppressed,
         )
     with lk.writing("devices", manifest) as tmp:
-        result.devices.write_parquet(tmp / "part-00000.parquet")
+        _write(result.devices, tmp / "part-00000.parquet")
         manifest.rows_in = n_in
         manifest.rows_written = result.devices.height
         manifest.rows_rejected = n_in - result.devices.height
@@ -580,7 +586,7 @@ def visits(
                     .sort("device", "start", "cell")
                     .collect(engine="streaming")
                 )
-                frame.write_parquet(tmp / f"part-{b:05d}.parquet")
+                _write(frame, tmp / f"part-{b:05d}.parquet")
                 rows += frame.height
                 dwell += float(frame["dwell_s"].sum())
                 for d, s in frame.group_by("daytype").agg(pl.col("dwell_s").sum()).iter_rows():

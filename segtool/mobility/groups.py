@@ -229,7 +229,10 @@ def _check_cells(homes: pl.DataFrame, population: pl.DataFrame, key: Register) -
     import polars_h3 as plh3
 
     def res(frame: pl.DataFrame, col: str) -> int:
-        return int(frame.head(1).select(plh3.get_resolution(col).alias("r"))["r"][0])
+        r = frame.head(1).select(plh3.get_resolution(col).alias("r"))["r"][0]
+        if r is None:
+            raise InputError(f"{col} {frame[col][0]} is not a valid H3 cell")
+        return int(r)
 
     rh, rp = res(homes, "home_cell"), res(population, "cell")
     if rh != rp:

@@ -120,15 +120,18 @@ def window_time(
 
 
 def _best_cell(per_day: pl.LazyFrame, min_days: int, name: str) -> pl.LazyFrame:
-    """Per device: the cell with the most time among cells seen on ≥ min_days days."""
-    return (
+    """Per device: the cell with the most time among cells seen on ≥ min_days days
+    (ties: the smaller cell id), with its seconds and days."""
+    per_cell = (
         per_day.group_by("device", "cell")
         .agg(pl.col("seconds").sum(), pl.col("day").n_unique().alias("days"))
         .filter(pl.col("days") >= min_days)
-        .sort("device", "seconds", "cell", descending=[False, True, False])
-        .group_by("device", maintain_order=True)
-        .first()
-        .rename({"cell": name})
+    )
+    order = dict(by=[pl.col("seconds"), pl.col("cell")], descending=[True, False])
+    return per_cell.group_by("device").agg(
+        pl.col("cell").sort_by(**order).first().alias(name),
+        pl.col("seconds").sort_by(**order).first(),
+        pl.col("days").sort_by(**order).first(),
     )
 
 
