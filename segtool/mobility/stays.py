@@ -255,69 +255,158 @@ def _relabel(labels, group):
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _order_within_devices(dev, t, lat, lon):
+    """(permutation putting each device's pings — dev already grouped — in (ts, lat, lon)
+    order, whether it differs from the identity). Sorted runs are left alone, so the usual
+    input, in time order per device, costs one pass."""
+    n = dev.shape[0]
+    perm = np.arange(n)
+    changed = False
+    i = 0
+    while i < n:
+        j = i
+        ordered = True
+        while j + 1 < n and dev[j + 1] == dev[i]:
+            if t[j + 1] < t[j] or (
+                t[j + 1] == t[j]
+                and (lat[j + 1] < lat[j] or (lat[j + 1] == lat[j] and lon[j + 1] < lon[j]))
+            ):
+                ordered = False
+            j += 1
+        if not ordered:  # stable sorts by the minor keys first: a lexicographic sort
+            seg = np.arange(i, j + 1)
+            seg = seg[np.argsort(lon[seg], kind="mergesort")]
+            seg = seg[np.argsort(lat[seg], kind="mergesort")]
+            seg = seg[np.argsort(t[seg], kind="mergesort")]
+            perm[i : j + 1] = seg
+            changed = True
+        i = j + 1
+    return perm, changed
+
+
+@numba.njit(cache=True, nogil=True)
+def _kernel(dev, t, lat, lon, r_deg2, max_gap, max_stay, merge_gap, min_dur, mode, max_outliers):
+    """Steps 1–5 in one compiled call (one cache load per process).
+
+    Returns (ping labels — stay id 0, 1, … or −1 —, per-stay device, start, end, Σlat,
+    Σlon, pings, and counts [outliers skipped, merged, cut, dropped])."""
+    cut = mode == 1
+    labels, n_cand, n_cut = _candidates(
+        dev, t, lat, lon, r_deg2, max_gap, max_stay, cut, max_outliers
+    )
+    agg = _aggregate(labels, dev, t, lat, lon, n_cand)
+    n_groups = n_cand
+    if n_cand > 0:
+        group, n_groups = _merge(
+            agg[0],
+            agg[1],
+            agg[2],
+            agg[3],
+            agg[4],
+            agg[5],
+            r_deg2,
+            max_gap,
+            merge_gap,
+            max_stay,
+            cut,
+        )
+        labels = _relabel(labels, group)
+        agg = _aggregate(labels, dev, t, lat, lon, n_groups)
+    g_dev, start, end, sum_lat, sum_lon, cnt, first, last = agg
+    new_id = np.full(n_groups, -1, np.int64)
+    n_stays = 0
+    n_dropped = 0
+    outliers = 0
+    for g in range(n_groups):
+        dur = end[g] - start[g]
+        if dur < min_dur:
+            continue
+        if mode == 2 and dur >= max_stay:
+            n_dropped += 1
+            continue
+        new_id[g] = n_stays
+        n_stays += 1
+        outliers += (last[g] - first[g] + 1) - cnt[g]
+    keep = new_id >= 0
+    labels = _relabel(labels, new_id)
+    counts = np.array([outliers, n_cand - n_groups, n_cut, n_dropped], np.int64)
+    return (
+        labels,
+        g_dev[keep],
+        start[keep],
+        end[keep],
+        sum_lat[keep],
+        sum_lon[keep],
+        cnt[keep],
+        counts,
+    )
+
+
 def _arrays(frame: pl.DataFrame):
     dev = frame["device"].cast(pl.UInt64).to_numpy()
     t = frame["ts"].dt.cast_time_unit("us").cast(pl.Int64).to_numpy()
     lat = frame["lat"].cast(pl.Float64).to_numpy()
     lon = frame["lon"].cast(pl.Float64).to_numpy()
-    return dev, t, lat, lon
+    return tuple(np.ascontiguousarray(a) for a in (dev, t, lat, lon))
 
 
-def _detect(sorted_pings: pl.DataFrame, params: StayParams):
-    """Run steps 1–5; return (ping labels, per-stay arrays, counts)."""
-    dev, t, lat, lon = _arrays(sorted_pings)
-    r_deg2 = (params.radius_m / _M_PER_DEG) ** 2
-    max_gap = int(round(params.max_gap_s * 1e6))
-    max_stay = int(round(params.max_stay_s * 1e6))
-    cut = params.long_stays == "cut"
-    labels, n_cand, n_cut = _candidates(
-        dev, t, lat, lon, r_deg2, max_gap, max_stay, cut, int(params.max_outliers)
+def _detect(pings: pl.DataFrame, params: StayParams, rows: bool = False):
+    """Order the pings, run steps 1–5; return (input row of each ordered ping — with
+    `rows` —, its label), per-stay arrays and counts."""
+    frame = pings.select("device", "ts", "lat", "lon")
+    if rows:
+        frame = frame.with_row_index("_row")
+    # stable sort by device; the compiled pass then orders each device's pings
+    frame = frame.sort("device", maintain_order=True)
+    dev, t, lat, lon = _arrays(frame)
+    perm, changed = _order_within_devices(dev, t, lat, lon)
+    row = frame["_row"].to_numpy() if rows else None
+    if changed:
+        t, lat, lon = t[perm], lat[perm], lon[perm]
+        row = row[perm] if rows else None
+    del frame
+    labels, g_dev, start, end, sum_lat, sum_lon, cnt, c = _kernel(
+        dev,
+        t,
+        lat,
+        lon,
+        (params.radius_m / _M_PER_DEG) ** 2,
+        int(round(params.max_gap_s * 1e6)),
+        int(round(params.max_stay_s * 1e6)),
+        int(round(params.merge_gap_s * 1e6)),
+        int(round(params.min_duration_s * 1e6)),
+        _LONG_MODES[params.long_stays],
+        int(params.max_outliers),
     )
-    agg = _aggregate(labels, dev, t, lat, lon, n_cand)
-    n_merged = 0
-    if n_cand:
-        merge_gap = int(round(params.merge_gap_s * 1e6))
-        group, n_groups = _merge(*agg[:6], r_deg2, max_gap, merge_gap, max_stay, cut)
-        n_merged = n_cand - n_groups
-        labels = _relabel(labels, group)
-        agg = _aggregate(labels, dev, t, lat, lon, n_groups)
-    g_dev, start, end, sum_lat, sum_lon, cnt, first, last = agg
-    dur = end - start
-    keep = dur >= int(round(params.min_duration_s * 1e6))
-    long = keep & (dur >= max_stay)
-    n_dropped = 0
-    if params.long_stays == "drop":
-        n_dropped = int(long.sum())
-        keep &= ~long
-    # stay ids 0, 1, … in ping order; everything else −1
-    new_id = np.where(keep, np.cumsum(keep) - 1, -1)
-    labels = np.where(labels >= 0, new_id[np.maximum(labels, 0)], -1)
-    stays = (g_dev[keep], start[keep], end[keep], sum_lat[keep], sum_lon[keep], cnt[keep])
     counts = StayCounts(
         pings=int(dev.size),
-        pings_in_stays=int(cnt[keep].sum()),
-        outliers_skipped=int(((last - first + 1) - cnt)[keep].sum()),
-        stays=int(keep.sum()),
-        merged=n_merged,
-        long_cut=n_cut,
-        long_dropped=n_dropped,
+        pings_in_stays=int(cnt.sum()),
+        outliers_skipped=int(c[0]),
+        stays=int(g_dev.size),
+        merged=int(c[1]),
+        long_cut=int(c[2]),
+        long_dropped=int(c[3]),
     )
-    return labels, stays, counts
+    return (row, labels), (g_dev, start, end, sum_lat, sum_lon, cnt), counts
 
 
-def label_pings(sorted_pings: pl.DataFrame, params: StayParams = StayParams()) -> pl.Series:
-    """Stay id of each ping (0, 1, … in ping order; −1: moving, outlier or too short).
+def label_pings(pings: pl.DataFrame, params: StayParams = StayParams()) -> pl.Series:
+    """Stay id of each ping, aligned with the rows of `pings` (any order): 0, 1, … in
+    (device, time) order; −1 for moving pings, skipped outliers and too-short candidates."""
+    (rows, labels), _, _ = _detect(pings, params, rows=True)
+    out = np.empty(labels.size, np.int64)
+    out[rows] = labels
+    return pl.Series("stay", out)
 
-    `sorted_pings` must be sorted by (device, ts) (see `sort_pings`).
-    """
-    return pl.Series("stay", _detect(sorted_pings, params)[0])
 
-
-def stays_from_sorted(
-    sorted_pings: pl.DataFrame, params: StayParams = StayParams()
+def detect_stays(
+    pings: pl.DataFrame, params: StayParams = StayParams()
 ) -> tuple[pl.DataFrame, StayCounts]:
-    """Stays of pings already sorted by (device, ts), and the counts of what happened."""
-    _, (g_dev, start, end, sum_lat, sum_lon, cnt), counts = _detect(sorted_pings, params)
+    """Stays (SPEC §1 `stays/`, sorted by device and start) of pings in any order, and the
+    counts of what happened. Per device the pings are taken in (ts, lat, lon) order, so
+    identical timestamps give the same stays whatever the input order."""
+    _, (g_dev, start, end, sum_lat, sum_lon, cnt), counts = _detect(pings, params)
     frame = pl.DataFrame(
         {
             "device": g_dev,
@@ -332,15 +421,14 @@ def stays_from_sorted(
     return frame, counts
 
 
-def sort_pings(pings: pl.LazyFrame) -> pl.LazyFrame:
-    """The columns stay detection reads, in (device, ts) order; ties broken by position so
-    identical timestamps give the same result on every run."""
+def ping_columns(pings: pl.LazyFrame) -> pl.LazyFrame:
+    """The columns stay detection reads, in the dtypes it reads them."""
     return pings.select(
         pl.col("device").cast(pl.UInt64),
         pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
         pl.col("lat").cast(pl.Float64),
         pl.col("lon").cast(pl.Float64),
-    ).sort("device", "ts", "lat", "lon")
+    )
 
 
 def generate_stays(pings: pl.LazyFrame, params: StayParams = StayParams()) -> pl.LazyFrame:
@@ -349,8 +437,8 @@ def generate_stays(pings: pl.LazyFrame, params: StayParams = StayParams()) -> pl
     Lazy: the kernel runs when the frame is collected, on all of its pings at once. For
     bounded memory, call it per device batch (`device_batches`), as `segtool stays` does.
     """
-    return sort_pings(pings).map_batches(
-        lambda frame: stays_from_sorted(frame, params)[0],
+    return ping_columns(pings).map_batches(
+        lambda frame: detect_stays(frame, params)[0],
         schema=STAYS_SCHEMA,
         streamable=False,
     )
