@@ -15,9 +15,9 @@ from segtool.errors import UsageError
 from segtool.mobility.stays import (
     STAYS_SCHEMA,
     StayParams,
+    detect_stays,
     device_batches,
     generate_stays,
-    detect_stays,
     label_pings,
 )
 from tests.mobility.helpers import T0, pings
