@@ -156,10 +156,17 @@ def stays(
         str,
         typer.Option(
             "--merge-gap",
-            help="Join two pieces of a stay at the same place (centres within r) separated by "
-            "at most this long (0 to switch off).",
+            help="Join two pieces of a stay at the same place (centres within r) when the "
+            "pings between them span less than this (0: only adjacent pieces).",
         ),
     ] = "15m",
+    accuracy: Annotated[
+        bool,
+        typer.Option(
+            "--accuracy/--no-accuracy",
+            help="Let a ping lie farther than r by its reported accuracy_m (capped at r).",
+        ),
+    ] = True,
     batch_pings: Annotated[
         int, typer.Option("--batch-pings", help="Pings per device batch (bounds memory).")
     ] = 5_000_000,
@@ -195,6 +202,7 @@ def stays(
         long_stays=LongStaysChoice(long_stays).value,  # type: ignore[arg-type]
         max_outliers=max_outliers,
         merge_gap_s=parse_duration(merge_gap, "--merge-gap"),
+        use_accuracy=accuracy,
     )
     lk = Lake(lake)
     if lk.exists("stays") and not force:
@@ -608,18 +616,14 @@ def visits(
         kept, dropped = filter_devices(activity, rule)
         bar.update(task, total=1, completed=1)
         n_batches = _n_batches(n_stays, batch_stays)
-        kept_stays = stays_lf.join(kept.lazy(), on="device", how="semi")
+        kept_stays = stays_lf.join(kept.lazy(), on="device", how="semi", maintain_order="left")
         rows = 0
         dwell = 0.0
         by_daytype: dict[str, float] = {}
         with lk.writing("visits", manifest) as tmp:
             task = bar.add_task("binning visits", total=n_batches)
             for b, batch in enumerate(device_batches(kept_stays, n_batches)):
-                frame = (
-                    generate_visits(batch, params)
-                    .sort("device", "start", "cell")
-                    .collect(engine="streaming")
-                )
+                frame = generate_visits(batch, params).collect()
                 _write(frame, tmp / f"part-{b:05d}.parquet")
                 rows += frame.height
                 dwell += float(frame["dwell_s"].sum())

@@ -23,7 +23,12 @@ import polars as pl
 import polars_h3 as plh3
 
 from segtool.errors import UsageError
-from segtool.mobility.visits import check_resolution, check_time_zone, daytype_expr
+from segtool.mobility.visits import (
+    check_resolution,
+    check_time_zone,
+    daytype_expr,
+    holiday_dates,
+)
 
 HOMES_SCHEMA = pl.Schema(
     {
@@ -54,6 +59,7 @@ class HomeParams:
     def __post_init__(self) -> None:
         check_resolution(self.res)
         check_time_zone(self.tz)
+        holiday_dates(self.country, False, (2000,))  # a known country?
         for h in (self.night_start_h, self.night_end_h, self.work_start_h, self.work_end_h):
             if not 0 <= h < 24:
                 raise UsageError(f"window hours must lie in [0, 24), got {h}")

@@ -5,12 +5,18 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
 
 1. A candidate stay opens at a ping; its centre is the running mean of its accepted pings.
 2. The next ping joins if it lies within `radius_m` of the current centre and no more than
-   `max_gap_s` after the last accepted ping.
+   `max_gap_s` after the last accepted ping. With `use_accuracy` (default) and an
+   `accuracy_m` column, a ping may lie farther by its reported accuracy, capped at r (its
+   uncertainty circle reaches the stay's circle; at most 2r).
 3. A ping farther than `radius_m` is an *outlier* if one of the next `max_outliers` pings
    returns within the radius (GPS glitch): it is skipped (not counted, not averaged) and the
    stay goes on. Otherwise the device has left: the candidate closes at its last accepted ping.
-4. A closed candidate is a stay if `end − start ≥ min_duration_s` (start = its first ping,
-   end = its last accepted ping). The next candidate opens at the ping after that.
+4. The next candidate opens at the ping after the last accepted one. Candidates of one
+   place are joined again (GPS jitter can split a stay): the next candidate if its centre
+   lies within the radius of the stay's centre, or a later one when the pings in between
+   span less than `merge_gap_s` (default 15 min: they could not be a stay themselves, so no
+   stay is lost) — those pings count as outliers. A joined run is a stay if
+   `end − start ≥ min_duration_s` (start = its first ping, end = its last accepted ping).
 5. Long stays (`end − start ≥ max_stay_s`): ``keep`` (default), ``cut`` (close the stay at
    the last ping before `max_stay_s` and open a new one at the next ping, as Infostop's
    `max_staying_time`) or ``drop``.
@@ -71,6 +77,7 @@ class StayParams:
     long_stays: LongStays = "keep"
     max_outliers: int = 1
     merge_gap_s: float = 15 * 60.0
+    use_accuracy: bool = True
 
     def __post_init__(self) -> None:
         if not self.radius_m > 0:
@@ -104,9 +111,10 @@ class StayCounts:
 
 
 @numba.njit(cache=True, nogil=True)
-def _candidates(dev, t, lat, lon, r_deg2, max_gap, max_stay, cut, max_outliers):
+def _candidates(dev, t, lat, lon, reach, max_gap, max_stay, cut, max_outliers):
     """Split the (device, ts)-sorted pings into candidate stays (steps 1–3 of the module
-    docstring). Returns (label of each ping — its candidate, or -1 for a skipped outlier —,
+    docstring); ping j is within the stay if its distance to the centre is at most
+    reach[j] (degrees of latitude). Returns (label of each ping — its candidate, or -1 for a skipped outlier —,
     number of candidates, number of candidates closed by the `cut` rule)."""
     n = dev.shape[0]
     labels = np.full(n, -1, np.int64)
@@ -133,7 +141,7 @@ def _candidates(dev, t, lat, lon, r_deg2, max_gap, max_stay, cut, max_outliers):
             clon = sum_lon / cnt
             dy = lat[j] - clat
             dx = (lon[j] - clon) * coslat
-            if dx * dx + dy * dy <= r_deg2:
+            if dx * dx + dy * dy <= reach[j] * reach[j]:
                 sum_lat += lat[j]
                 sum_lon += lon[j]
                 cnt += 1
@@ -149,7 +157,7 @@ def _candidates(dev, t, lat, lon, r_deg2, max_gap, max_stay, cut, max_outliers):
                     break
                 dy = lat[m] - clat
                 dx = (lon[m] - clon) * coslat
-                if dx * dx + dy * dy <= r_deg2:
+                if dx * dx + dy * dy <= reach[m] * reach[m]:
                     back = m
                     break
                 m += 1
@@ -199,10 +207,10 @@ def _close(lat_a, lon_a, lat_b, lon_b, r_deg2):
 @numba.njit(cache=True, nogil=True)
 def _merge(g_dev, start, end, sum_lat, sum_lon, cnt, r_deg2, max_gap, merge_gap, max_stay, cut):
     """Step 4: join candidates of a device whose centre lies within the radius of the
-    current stay's centre — the next candidate if its gap is at most max_gap, or a later one
-    starting at most merge_gap after the stay's end, the candidates between becoming noise
-    (group −1). In `cut` mode never across max_stay. Returns (group of each candidate,
-    number of groups)."""
+    current stay's centre: the next candidate (gap at most max_gap), or a later one when the
+    candidates in between — which become noise, group −1 — span less than merge_gap and
+    the gaps around them are at most max_gap. In `cut` mode never across max_stay.
+    Returns (group of each candidate, number of groups)."""
     m = g_dev.shape[0]
     group = np.full(m, -1, np.int64)
     g = -1
@@ -215,11 +223,12 @@ def _merge(g_dev, start, end, sum_lat, sum_lon, cnt, r_deg2, max_gap, merge_gap,
     k = 0
     while k < m:
         back = -1
-        if g >= 0:
+        if g >= 0 and g_dev[k] == c_dev and start[k] - c_end <= max_gap:
             q = k
             while q < m and g_dev[q] == c_dev:
-                gap = start[q] - c_end
-                if gap > (max_gap if q == k else merge_gap):
+                if q > k and (
+                    end[q - 1] - start[k] >= merge_gap or start[q] - end[q - 1] > max_gap
+                ):
                     break
                 if not (cut and end[q] - c_start >= max_stay) and _close(
                     c_lat / c_n, c_lon / c_n, sum_lat[q] / cnt[q], sum_lon[q] / cnt[q], r_deg2
@@ -286,14 +295,16 @@ def _order_within_devices(dev, t, lat, lon):
 
 
 @numba.njit(cache=True, nogil=True)
-def _kernel(dev, t, lat, lon, r_deg2, max_gap, max_stay, merge_gap, min_dur, mode, max_outliers):
+def _kernel(
+    dev, t, lat, lon, reach, r_deg2, max_gap, max_stay, merge_gap, min_dur, mode, max_outliers
+):
     """Steps 1–5 in one compiled call (one cache load per process).
 
     Returns (ping labels — stay id 0, 1, … or −1 —, per-stay device, start, end, Σlat,
     Σlon, pings, and counts [outliers skipped, merged, cut, dropped])."""
     cut = mode == 1
     labels, n_cand, n_cut = _candidates(
-        dev, t, lat, lon, r_deg2, max_gap, max_stay, cut, max_outliers
+        dev, t, lat, lon, reach, max_gap, max_stay, cut, max_outliers
     )
     agg = _aggregate(labels, dev, t, lat, lon, n_cand)
     n_groups = n_cand
@@ -351,19 +362,32 @@ def _arrays(frame: pl.DataFrame):
     return tuple(np.ascontiguousarray(a) for a in (dev, t, lat, lon))
 
 
+def _reach(frame: pl.DataFrame, params: StayParams) -> np.ndarray:
+    """Per ping, how far from the centre it may lie (degrees of latitude): r, plus its
+    reported accuracy capped at r when `use_accuracy` and the column is there."""
+    r = params.radius_m
+    if params.use_accuracy and "accuracy_m" in frame.columns:
+        acc = frame["accuracy_m"].cast(pl.Float64).fill_nan(None).fill_null(0.0)
+        acc = acc.clip(0.0, r).to_numpy()
+        return np.ascontiguousarray((r + acc) / _M_PER_DEG)
+    return np.full(frame.height, r / _M_PER_DEG)
+
+
 def _detect(pings: pl.DataFrame, params: StayParams, rows: bool = False):
     """Order the pings, run steps 1–5; return (input row of each ordered ping — with
     `rows` —, its label), per-stay arrays and counts."""
-    frame = pings.select("device", "ts", "lat", "lon")
+    cols = [c for c in ("device", "ts", "lat", "lon", "accuracy_m") if c in pings.columns]
+    frame = pings.select(cols)
     if rows:
         frame = frame.with_row_index("_row")
     # stable sort by device; the compiled pass then orders each device's pings
     frame = frame.sort("device", maintain_order=True)
     dev, t, lat, lon = _arrays(frame)
+    reach = _reach(frame, params)
     perm, changed = _order_within_devices(dev, t, lat, lon)
     row = frame["_row"].to_numpy() if rows else None
     if changed:
-        t, lat, lon = t[perm], lat[perm], lon[perm]
+        t, lat, lon, reach = t[perm], lat[perm], lon[perm], reach[perm]
         row = row[perm] if rows else None
     del frame
     labels, g_dev, start, end, sum_lat, sum_lon, cnt, c = _kernel(
@@ -371,6 +395,7 @@ def _detect(pings: pl.DataFrame, params: StayParams, rows: bool = False):
         t,
         lat,
         lon,
+        reach,
         (params.radius_m / _M_PER_DEG) ** 2,
         int(round(params.max_gap_s * 1e6)),
         int(round(params.max_stay_s * 1e6)),
@@ -422,12 +447,14 @@ def detect_stays(
 
 
 def ping_columns(pings: pl.LazyFrame) -> pl.LazyFrame:
-    """The columns stay detection reads, in the dtypes it reads them."""
+    """The columns stay detection reads (accuracy_m when present), in the dtypes it reads."""
+    has_accuracy = "accuracy_m" in pings.collect_schema().names()
     return pings.select(
         pl.col("device").cast(pl.UInt64),
         pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
         pl.col("lat").cast(pl.Float64),
         pl.col("lon").cast(pl.Float64),
+        *([pl.col("accuracy_m").cast(pl.Float32)] if has_accuracy else []),
     )
 
 

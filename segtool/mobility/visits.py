@@ -70,18 +70,22 @@ def check_time_zone(tz: str, half_hours: bool = False) -> str:
     return tz
 
 
-@lru_cache(maxsize=8)
-def holiday_dates(country: str = "SE", de_facto: bool = False) -> tuple[date, ...]:
-    """Public holidays (1970–2100) of `country`; with `de_facto` also the days off that are
+@lru_cache(maxsize=32)
+def holiday_dates(
+    country: str = "SE", de_facto: bool = False, years: tuple[int, ...] = ()
+) -> tuple[date, ...]:
+    """Public holidays of `country` in `years`; with `de_facto` also the days off that are
     not public holidays (in Sweden Midsummer Eve, Christmas Eve, New Year's Eve). Sundays
     are not listed as holidays (they are weekend days anyway)."""
     import holidays
 
+    if not years:
+        return ()
     categories = ("public", "de_facto") if de_facto else ("public",)
     kwargs = {"include_sundays": False} if country.upper() == "SE" else {}
     try:
         cal = holidays.country_holidays(
-            country.upper(), years=range(1970, 2101), categories=categories, **kwargs
+            country.upper(), years=list(years), categories=categories, **kwargs
         )
     except NotImplementedError as e:
         raise UsageError(f"the holidays package does not know country {country!r}") from e
@@ -94,14 +98,20 @@ def daytype_expr(
     country: str = "SE",
     de_facto: bool = False,
 ) -> pl.Expr:
-    """weekday / weekend / holiday of a local Date expression."""
+    """weekday / weekend / holiday of a local Date expression (holidays looked up for the
+    years present)."""
     weekend = local_date.dt.weekday() >= 6  # ISO: Monday 1 … Sunday 7
     plain = pl.when(weekend).then(pl.lit("weekend")).otherwise(pl.lit("weekday"))
     if holidays_as == "weekday":
         return plain
-    days_off = pl.Series(holiday_dates(country, de_facto), dtype=pl.Date)
-    is_holiday = local_date.is_in(pl.lit(days_off).implode())
-    return pl.when(is_holiday).then(pl.lit(holidays_as)).otherwise(plain)
+
+    def is_holiday(dates: pl.Series) -> pl.Series:
+        years = tuple(sorted(dates.dt.year().drop_nulls().unique().to_list()))
+        days = pl.Series(holiday_dates(country, de_facto, years), dtype=pl.Date)
+        return dates.is_in(days.implode())
+
+    holiday = local_date.map_batches(is_holiday, return_dtype=pl.Boolean, is_elementwise=True)
+    return pl.when(holiday).then(pl.lit(holidays_as)).otherwise(plain)
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,7 @@ class VisitParams:
     def __post_init__(self) -> None:
         check_resolution(self.res)
         check_time_zone(self.tz, half_hours=True)
+        holiday_dates(self.country, self.de_facto_holidays, (2000,))  # a known country?
         if self.holidays not in ("holiday", "weekend", "weekday"):
             raise UsageError(
                 f"--holidays must be holiday, weekend or weekday, not {self.holidays!r}"
@@ -126,11 +137,10 @@ class VisitParams:
 def generate_visits(stays: pl.LazyFrame, params: VisitParams = VisitParams()) -> pl.LazyFrame:
     """Visits (SPEC §1 `visits/`): every stay split into its local half-hour slots.
 
-    Σ dwell_s over a stay's rows = end − start (seconds). Rows are sorted by device and start
-    within each stay; zero-length pieces are left out.
+    Σ dwell_s over a stay's rows = end − start (seconds); zero-length pieces are left out.
+    Rows keep the order of `stays`, each stay's pieces in time order.
     """
     check_resolution(params.res)
-    tz = params.tz
     half = pl.duration(minutes=30)
     pieces = (
         stays.select(
@@ -148,21 +158,25 @@ def generate_visits(stays: pl.LazyFrame, params: VisitParams = VisitParams()) ->
             pl.max_horizontal("b", "s").alias("start"),
             pl.min_horizontal(pl.col("b") + half, "e").alias("p_end"),
         )
-        .with_columns(
+        .select(
+            "device",
+            "cell",
+            "start",
             ((pl.col("p_end") - pl.col("start")).dt.total_microseconds() / 1e6).alias("dwell_s"),
-            pl.col("start").dt.convert_time_zone(tz).alias("local"),
+            "b",
         )
         .filter(pl.col("dwell_s") > 0)
     )
-    return pieces.select(
-        "device",
-        "cell",
-        "start",
-        "dwell_s",
-        (pl.col("local").dt.hour() * 2 + pl.col("local").dt.minute() // 30)
-        .cast(pl.UInt8)
-        .alias("slot"),
+    # slot and day type belong to the slot's UTC start `b` (local and UTC half hours
+    # coincide): work them out once per distinct slot, not once per visit
+    local = pl.col("b").dt.convert_time_zone(params.tz).dt.replace_time_zone(None)
+    slots = pieces.select(pl.col("b").unique()).select(
+        "b",
+        (local.dt.hour() * 2 + local.dt.minute() // 30).cast(pl.UInt8).alias("slot"),
         daytype_expr(
-            pl.col("local").dt.date(), params.holidays, params.country, params.de_facto_holidays
+            local.dt.date(), params.holidays, params.country, params.de_facto_holidays
         ).alias("daytype"),
+    )
+    return pieces.join(slots, on="b", how="left", maintain_order="left").select(
+        "device", "cell", "start", "dwell_s", "slot", "daytype"
     )

@@ -80,7 +80,12 @@ def reference_stays(rows: list[tuple[int, int, float, float]], p: StayParams) ->
                 g = groups[-1]
                 found = None
                 for q in range(k, len(cands)):
-                    if t[cands[q][0]] - t[g[-1]] > (gap if q == k else merge_gap):
+                    if t[cands[k][0]] - t[g[-1]] > gap:
+                        break
+                    junk_span = t[cands[q - 1][-1]] - t[cands[k][0]] if q > k else 0
+                    if q > k and (
+                        junk_span >= merge_gap or t[cands[q][0]] - t[cands[q - 1][-1]] > gap
+                    ):
                         break
                     if cut and t[cands[q][-1]] - t[g[0]] >= max_stay:
                         continue

@@ -110,6 +110,25 @@ def test_gps_jitter_does_not_split_a_stay():
     assert out["n_pings"][0] >= n - 3
 
 
+def test_reported_accuracy_widens_the_radius_up_to_2r():
+    # a stay 0–28 min, then the last ping before leaving 45 m off at 30 min, then away
+    rows = still(1, 0, 28) + [(1, 30, 45.0, 0.0)]
+    rows += [(1, 40 + 2 * k, 500.0 * (k + 1), 0.0) for k in range(3)]
+    frame = pings(rows)
+    acc = [5.0] * len(rows)
+    acc[15] = 20.0  # its accuracy circle (30 + 20 m) reaches the stay's centre
+    with_acc = frame.with_columns(pl.Series("accuracy_m", acc, dtype=pl.Float32))
+    at = [T0 + timedelta(minutes=30)]
+    before = [T0 + timedelta(minutes=28)]
+    assert detect(with_acc)["end"].to_list() == at
+    assert detect(with_acc, use_accuracy=False)["end"].to_list() == before
+    assert detect(frame)["end"].to_list() == before  # no accuracy column
+    # 65 m off is beyond 2r whatever the reported accuracy
+    far = pings(rows[:15] + [(1, 30, 65.0, 0.0)] + rows[16:])
+    far = far.with_columns(pl.Series("accuracy_m", [5.0] * 15 + [500.0] + [5.0] * 3))
+    assert detect(far)["end"].to_list() == before
+
+
 def test_sparse_sampling_within_the_gap_keeps_the_stay():
     rows = [(1, m, 0.0, 0.0) for m in (0, 50, 120, 170, 300)]  # gaps up to 130 min
     out = detect(pings(rows))

@@ -89,6 +89,8 @@ def test_bad_parameters():
         VisitParams(tz="Asia/Kathmandu")  # UTC+5:45: no half-hour slots
     with pytest.raises(UsageError):
         VisitParams(tz="Nowhere/Town")
+    with pytest.raises(UsageError):
+        VisitParams(country="XX")
 
 
 @settings(max_examples=60, deadline=None)
