@@ -126,6 +126,9 @@ def _time(fn) -> float:
 def main(sizes: list[int]) -> None:
     rows = []
     peer = None
+    load_before = os.getloadavg()[0]
+    # one untimed run first: numba compiles the stay kernel once and caches it on disk
+    timed(segtool("stays", "--lake", str(lake_for(1)), "-f", "json"))
     for millions in sizes:
         print(f"== {millions}M pings", flush=True)
         lake = lake_for(millions)
@@ -156,10 +159,10 @@ def main(sizes: list[int]) -> None:
             peer["rate"] = peer["pings"] / peer["seconds"]
             peer["ours_cmd_rate"] = row["stays_rate"]
             print("   trackintel", peer, flush=True)
-    write_results(rows, peer)
+    write_results(rows, peer, (load_before, os.getloadavg()[0]))
 
 
-def write_results(rows: list[dict], peer: dict | None) -> None:
+def write_results(rows: list[dict], peer: dict | None, load: tuple[float, float]) -> None:
     from importlib.metadata import version
 
     lines = [
@@ -170,19 +173,31 @@ def write_results(rows: list[dict], peer: dict | None) -> None:
         f"Simulated pings (tests/mobility/simulate.py, seed {SEED}): {DAYS} days, a ping every "
         "~2 min by day and ~10 min at night, 8 m GPS jitter, 0.5 % outliers. Each command is "
         "a separate process (`python -m segtool …`, start-up and Parquet I/O included), "
-        "timed with `/usr/bin/time -v`; defaults (30 m, 15 min, 3 h; res 9; filters 7 days, "
-        "2 places).",
+        "timed with `/usr/bin/time -v`, after one untimed run that compiles and caches the "
+        "numba kernel; defaults (30 m, 15 min, 3 h; res 9; filters 7 days, 2 places). "
+        f"Load average on the machine: {load[0]:.1f} at the start, {load[1]:.1f} at the end "
+        "(other jobs were running; on an idle machine the times are lower).",
         "",
-        "| pings | stays | visits | `stays` s | pings/s through stays | `homes` s | `visits` s "
-        "| pings/s through all three | peak RSS (GB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| pings | stays | visits | `stays` s | pings/s through stays | × trackintel "
+        "| `homes` s | `visits` s | pings/s through all three | peak RSS (GB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        ratio = f"{r['stays_rate'] / peer['rate']:.0f}×" if peer else "–"
         lines.append(
             f"| {r['pings']:,} | {r['stays']:,} | {r['visits']:,} | {r['stays_s']:.1f} "
-            f"| {r['stays_rate'] / 1e6:.2f} M | {r['homes_s']:.1f} | {r['visits_s']:.1f} "
-            f"| {r['total_rate'] / 1e6:.2f} M | {r['rss']:.2f} |"
+            f"| {r['stays_rate'] / 1e6:.2f} M | {ratio} | {r['homes_s']:.1f} "
+            f"| {r['visits_s']:.1f} | {r['total_rate'] / 1e6:.2f} M | {r['rss']:.2f} |"
         )
+    if peer:
+        lines += [
+            "",
+            "× trackintel: pings/s of the whole `stays` process ÷ trackintel's pings/s on the "
+            "1M pings below (every size has the same pings per device, so trackintel's rate "
+            "per ping does not depend on the size). About 1.3 s of every `stays` run is "
+            "fixed start-up (Python, polars, and numba loading its cached kernel), which "
+            "weighs most at 1M.",
+        ]
     if peer:
         lines += [
             "",
