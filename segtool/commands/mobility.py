@@ -114,6 +114,13 @@ def _human(value) -> str:
     return str(value)
 
 
+def _finite(summary: dict) -> dict:
+    """NaN (an undefined statistic, e.g. ρ over no areas) → None, as JSON has no NaN."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()
+    }
+
+
 def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -250,7 +257,7 @@ def stays(
             "long_stays_cut": counts.long_cut,
             "long_stays_dropped": counts.long_dropped,
         }
-        manifest.extra = {"summary": summary}
+        manifest.extra = {"summary": _finite(summary)}
     _summary(f"stays → {lk.path('stays')}", list(summary.items()), fmt, output)
 
 
@@ -374,7 +381,7 @@ def homes(
         }
         if work:
             summary["work_cells"] = int(found["work_cell"].is_not_null().sum())
-        manifest.extra = {"summary": summary}
+        manifest.extra = {"summary": _finite(summary)}
     if areas is None:
         console.note("no areas/ in the lake: homes carry no register area")
     _summary(f"homes → {lk.path('homes')}", list(summary.items()), fmt, output)
@@ -499,7 +506,7 @@ def groups(
         manifest.rows_written = result.devices.height
         manifest.rows_rejected = n_in - result.devices.height
         manifest.rejected_by_reason = dict(result.dropped)
-        manifest.extra = {"summary": summary}
+        manifest.extra = {"summary": _finite(summary)}
     _print_lines(f"groups → {lk.path('devices')}", summary)
     if result.devices.height == 0:
         console.note("no device could be given a group; check homes/ areas and population/ units")
@@ -508,7 +515,9 @@ def groups(
     published = Manifest(
         command="groups coverage",
         parameters={"min_devices": min_devices, **asdict(params)},
-        extra={"spearman_rho": cov.rho, "p_value": cov.p_value, "suppressed": cov.suppressed},
+        extra=_finite(
+            {"spearman_rho": cov.rho, "p_value": cov.p_value, "suppressed": cov.suppressed}
+        ),
     )
     published.add_dataset_input(lk, "homes")
     published.add_dataset_input(lk, "population")
@@ -645,5 +654,5 @@ def visits(
                     for d in ("weekday", "weekend", "holiday")
                 },
             }
-            manifest.extra = {"summary": summary}
+            manifest.extra = {"summary": _finite(summary)}
     _summary(f"visits → {lk.path('visits')}", list(summary.items()), fmt, output)

@@ -200,3 +200,20 @@ def test_durations():
     for bad in ("", "h", "3 days"):
         with pytest.raises(UsageError):
             parse_duration(bad, "x")
+
+
+def test_a_lake_without_any_stay_flows_through(cli, tmp_path):
+    from tests.mobility.helpers import pings
+
+    write_pings(tmp_path, pings([(1, 0, 0.0, 0.0)]))  # one device, one ping
+    write_dataset(
+        tmp_path, "population", pl.DataFrame({"unit": ["a"], "group": ["Q1"], "count": [3.0]})
+    )
+    for command in ("stays", "homes", "visits", "groups"):
+        r = cli(command, "--lake", tmp_path, "-f", "json")
+        assert r.code == 0, (command, r.err)
+    lk = Lake(tmp_path)
+    assert lk.manifest("stays")["summary"]["stays"] == 0
+    assert lk.manifest("devices")["summary"]["coverage_spearman_rho"] is None
+    for name in ("stays", "homes", "visits", "devices"):
+        assert pl.read_parquet(lk.path(name) / "*.parquet").height == 0
