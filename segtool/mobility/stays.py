@@ -8,8 +8,8 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
    `max_gap_s` after the last accepted ping. With `use_accuracy` (default) and an
    `accuracy_m` column, a ping may lie farther by its reported accuracy, capped at r (its
    uncertainty circle reaches the stay's circle; at most 2r).
-3. A ping farther than `radius_m` is an *outlier* if one of the next `max_outliers` pings
-   returns within the radius (GPS glitch): it is skipped (not counted, not averaged) and the
+3. A ping outside is an *outlier* if one of the next `max_outliers` pings comes back
+   within reach (a GPS glitch): it is skipped (not counted, not averaged) and the
    stay goes on. Otherwise the device has left: the candidate closes at its last accepted ping.
 4. The next candidate opens at the ping after the last accepted one. Candidates of one
    place are joined again (GPS jitter can split a stay): the next candidate if its centre
@@ -24,7 +24,8 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
 Distances use the equirectangular approximation around the candidate's first ping
 (error < 0.01 % at 30 m); centres are the mean of the accepted pings' lat/lon.
 
-Differences from the peers (same thresholds give ≥ 95 % agreement on simulated traces):
+Differences from the peers (with the same thresholds they agree on ≥ 95 % of the stays of
+clean simulated traces; with GPS jitter and outliers trackintel splits stays):
 
 - trackintel `generate_staypoints(method="sliding")` (Li et al. 2008) measures distance to
   the window's *first* point (so one jittered first ping shifts the whole stay), ends a
@@ -462,7 +463,8 @@ def generate_stays(pings: pl.LazyFrame, params: StayParams = StayParams()) -> pl
     """Stays (SPEC §1 `stays/` schema) of every device in `pings`, sorted by (device, start).
 
     Lazy: the kernel runs when the frame is collected, on all of its pings at once. For
-    bounded memory, call it per device batch (`device_batches`), as `segtool stays` does.
+    bounded memory run it per set of whole devices (`device_batches`); `segtool stays`
+    splits the pings by device in one pass first and runs `detect_stays` on each set.
     """
     return ping_columns(pings).map_batches(
         lambda frame: detect_stays(frame, params)[0],
