@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ SEED = 20240325
 DAYS = 14
 PINGS_PER_DEVICE = 8060  # ≈ 14 days at 2 min by day, sparse at night (simulator defaults)
 DEVICES_PER_CHUNK = 250
+REPS = 3  # every figure is the median of 3 runs (the machine may be shared)
 
 
 def lake_for(millions: int) -> Path:
@@ -69,18 +71,22 @@ def lake_for(millions: int) -> Path:
     return root
 
 
-def timed(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in GB, stdout) of a command run under /usr/bin/time -v."""
+def timed(cmd: list[str], reps: int = 1) -> tuple[float, float, str]:
+    """(median wall seconds, largest peak RSS in GB, stdout) of `reps` runs of a command,
+    each under /usr/bin/time -v."""
     env = {**os.environ, "CI": "true"}
-    t = time.perf_counter()
-    proc = subprocess.run(
-        ["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, check=False
-    )
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return wall, rss_kb / 1024**2, proc.stdout
+    walls, rss = [], []
+    for _ in range(reps):
+        t = time.perf_counter()
+        proc = subprocess.run(
+            ["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env, check=False
+        )
+        walls.append(time.perf_counter() - t)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        kb = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)
+        rss.append(int(kb) / 1024**2)
+    return statistics.median(walls), max(rss), proc.stdout
 
 
 def segtool(*args: str) -> list[str]:
@@ -99,10 +105,15 @@ pfs = gpd.GeoDataFrame(
     geometry=gpd.points_from_xy(pings["lon"].to_numpy(), pings["lat"].to_numpy()),
     crs="EPSG:4326")
 pfs = ti.Positionfixes(pfs)
-t = time.perf_counter()
-_, sp = pfs.generate_staypoints(method="sliding", dist_threshold=30, time_threshold=15,
-    gap_threshold=180, include_last=True, print_progress=False)
-print(json.dumps({"seconds": time.perf_counter() - t, "pings": pings.height, "stays": len(sp)}))
+runs = []
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    _, sp = pfs.generate_staypoints(method="sliding", dist_threshold=30, time_threshold=15,
+        gap_threshold=180, include_last=True, print_progress=False)
+    runs.append(time.perf_counter() - t)
+runs.sort()
+print(json.dumps({"seconds": runs[len(runs) // 2], "runs": runs, "pings": pings.height,
+    "stays": len(sp)}))
 """
 
 
@@ -133,10 +144,12 @@ def main(sizes: list[int]) -> None:
         print(f"== {millions}M pings", flush=True)
         lake = lake_for(millions)
         n = pl.scan_parquet(str(lake / "pings/**/*.parquet")).select(pl.len()).collect().item()
-        stays_s, stays_rss, out = timed(segtool("stays", "--lake", str(lake), "-f", "json"))
+        stays_s, stays_rss, out = timed(segtool("stays", "--lake", str(lake), "-f", "json"), REPS)
         n_stays = json.loads(out)[0]["stays"]
-        homes_s, homes_rss, _ = timed(segtool("homes", "--lake", str(lake), "-f", "json"))
-        visits_s, visits_rss, out = timed(segtool("visits", "--lake", str(lake), "-f", "json"))
+        homes_s, homes_rss, _ = timed(segtool("homes", "--lake", str(lake), "-f", "json"), REPS)
+        visits_s, visits_rss, out = timed(
+            segtool("visits", "--lake", str(lake), "-f", "json"), REPS
+        )
         n_visits = json.loads(out)[0]["visits"]
         total = stays_s + homes_s + visits_s
         row = {
@@ -154,7 +167,7 @@ def main(sizes: list[int]) -> None:
         rows.append(row)
         if millions == 1:
             kernel_rate, _ = in_process_rate(lake)
-            ti_wall, ti_rss, out = timed([sys.executable, "-c", TRACKINTEL, str(lake)])
+            ti_wall, ti_rss, out = timed([sys.executable, "-c", TRACKINTEL, str(lake), str(REPS)])
             peer = {**json.loads(out), "wall": ti_wall, "rss": ti_rss, "kernel_rate": kernel_rate}
             peer["rate"] = peer["pings"] / peer["seconds"]
             peer["ours_cmd_rate"] = row["stays_rate"]
@@ -173,8 +186,8 @@ def write_results(rows: list[dict], peer: dict | None, load: tuple[float, float]
         f"Simulated pings (tests/mobility/simulate.py, seed {SEED}): {DAYS} days, a ping every "
         "~2 min by day and ~10 min at night, 8 m GPS jitter, 0.5 % outliers. Each command is "
         "a separate process (`python -m segtool …`, start-up and Parquet I/O included), "
-        "timed with `/usr/bin/time -v`, after one untimed run that compiles and caches the "
-        "numba kernel; defaults (30 m, 15 min, 3 h; res 9; filters 7 days, 2 places). "
+        f"timed with `/usr/bin/time -v` (median of {REPS} runs; trackintel likewise), after one "
+        "untimed run that compiles and caches the numba kernel; defaults (30 m, 15 min, 3 h; res 9; filters 7 days, 2 places). "
         f"Load average on the machine: {load[0]:.1f} at the start, {load[1]:.1f} at the end "
         "(other jobs were running; on an idle machine the times are lower).",
         "",

@@ -320,6 +320,10 @@ def homes(
     min_work_days: Annotated[
         int, typer.Option("--min-work-days", help="Distinct weekdays needed at the work cell.")
     ] = 3,
+    country: Annotated[
+        str,
+        typer.Option("--country", help="Public holidays (not work days) of this country."),
+    ] = "SE",
     fmt: options.Format = None,
     output: options.Output = None,
 ) -> None:
@@ -350,6 +354,7 @@ def homes(
         work_start_h=work_start,
         work_end_h=work_end,
         min_work_days=min_work_days,
+        country=country,
     )
     lk = Lake(lake)
     stays_lf = _scan(lk, "stays")
