@@ -167,7 +167,9 @@ def main(sizes: list[int]) -> None:
         rows.append(row)
         if millions == 1:
             kernel_rate, _ = in_process_rate(lake)
-            ti_wall, ti_rss, out = timed([sys.executable, "-c", TRACKINTEL, str(lake), str(REPS)])
+            ti_wall, ti_rss, out = timed(
+                [sys.executable, "-c", TRACKINTEL, str(lake), str(REPS)], 1
+            )
             peer = {**json.loads(out), "wall": ti_wall, "rss": ti_rss, "kernel_rate": kernel_rate}
             peer["rate"] = peer["pings"] / peer["seconds"]
             peer["ours_cmd_rate"] = row["stays_rate"]
