@@ -3,7 +3,7 @@ simulated true stays, and agreement with trackintel."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import numpy as np
 import polars as pl
@@ -41,6 +41,18 @@ def test_schema_and_a_plain_stay():
     row = out.row(0, named=True)
     assert row["start"] == T0 and row["end"] == T0 + timedelta(minutes=30)
     assert row["n_pings"] == 16
+
+
+def test_a_stay_across_the_dst_change_lasts_its_real_duration():
+    from datetime import datetime
+
+    # 31 March 2024, 01:30 CET (00:30 UTC) → 03:30 CEST (01:30 UTC): one real hour
+    t0 = datetime(2024, 3, 31, 0, 30, tzinfo=UTC)
+    out = detect(pings(still(1, 0, 60), t0=t0))
+    assert out["start"].to_list() == [t0]
+    assert out["end"][0] - out["start"][0] == timedelta(hours=1)
+    local = out["end"].dt.convert_time_zone("Europe/Stockholm").dt.hour()
+    assert local.to_list() == [3]
 
 
 def test_device_with_one_ping_has_no_stay():
