@@ -34,7 +34,7 @@ SEED = 20240325
 DAYS = 14
 PINGS_PER_DEVICE = 8060  # ≈ 14 days at 2 min by day, sparse at night (simulator defaults)
 DEVICES_PER_CHUNK = 250
-REPS = 3  # every figure is the median of 3 runs (the machine may be shared)
+REPS = 5  # every figure is a median of several runs (the machine may be shared)
 
 
 def lake_for(millions: int) -> Path:
@@ -71,11 +71,11 @@ def lake_for(millions: int) -> Path:
     return root
 
 
-def timed(cmd: list[str], reps: int = 1) -> tuple[float, float, str]:
-    """(median wall seconds, largest peak RSS in GB, stdout) of `reps` runs of a command,
-    each under /usr/bin/time -v."""
+def timed(cmd: list[str], reps: int = 1) -> dict:
+    """Median wall and CPU (user + system) seconds and the largest peak RSS (GB) of `reps`
+    runs of a command, each under /usr/bin/time -v; and the last run's stdout."""
     env = {**os.environ, "CI": "true"}
-    walls, rss = [], []
+    walls, cpus, rss = [], [], []
     for _ in range(reps):
         t = time.perf_counter()
         proc = subprocess.run(
@@ -84,9 +84,23 @@ def timed(cmd: list[str], reps: int = 1) -> tuple[float, float, str]:
         walls.append(time.perf_counter() - t)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-        kb = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1)
-        rss.append(int(kb) / 1024**2)
-    return statistics.median(walls), max(rss), proc.stdout
+
+        cpus.append(
+            _field(proc.stderr, r"User time \(seconds\)")
+            + _field(proc.stderr, r"System time \(seconds\)")
+        )
+        rss.append(_field(proc.stderr, r"Maximum resident set size \(kbytes\)") / 1024**2)
+    return {
+        "wall": statistics.median(walls),
+        "cpu": statistics.median(cpus),
+        "rss": max(rss),
+        "out": proc.stdout,
+    }
+
+
+def _field(report: str, name: str) -> float:
+    """A number from /usr/bin/time -v's report."""
+    return float(re.search(rf"{name}: ([\d.]+)", report).group(1))
 
 
 def segtool(*args: str) -> list[str]:
@@ -94,7 +108,7 @@ def segtool(*args: str) -> list[str]:
 
 
 TRACKINTEL = r"""
-import json, sys, time, warnings
+import json, statistics, sys, time, warnings
 warnings.filterwarnings("ignore")
 import geopandas as gpd, polars as pl, trackintel as ti
 pings = pl.scan_parquet(sys.argv[1] + "/pings/**/*.parquet", hive_partitioning=True).select(
@@ -105,33 +119,31 @@ pfs = gpd.GeoDataFrame(
     geometry=gpd.points_from_xy(pings["lon"].to_numpy(), pings["lat"].to_numpy()),
     crs="EPSG:4326")
 pfs = ti.Positionfixes(pfs)
-runs = []
+walls, cpus = [], []
 for _ in range(int(sys.argv[2])):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     _, sp = pfs.generate_staypoints(method="sliding", dist_threshold=30, time_threshold=15,
         gap_threshold=180, include_last=True, print_progress=False)
-    runs.append(time.perf_counter() - t)
-runs.sort()
-print(json.dumps({"seconds": runs[len(runs) // 2], "runs": runs, "pings": pings.height,
-    "stays": len(sp)}))
+    walls.append(time.perf_counter() - t)
+    cpus.append(time.process_time() - c)
+print(json.dumps({"wall": statistics.median(walls), "cpu": statistics.median(cpus),
+    "pings": pings.height, "stays": len(sp)}))
 """
 
 
-def in_process_rate(lake: Path) -> tuple[float, int]:
+def in_process_rate(lake: Path) -> float:
     """Pings/s of `detect_stays` in memory (ordering included, I/O not), best of 3."""
     from segtool.mobility.stays import StayParams, detect_stays, ping_columns
 
     scan = pl.scan_parquet(str(lake / "pings" / "**" / "*.parquet"), hive_partitioning=True)
     frame = ping_columns(scan).collect()
     detect_stays(frame.head(1000), StayParams())  # load the compiled kernel
-    best = min(_time(lambda: detect_stays(frame, StayParams())) for _ in range(3))
-    return frame.height / best, frame.height
-
-
-def _time(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        detect_stays(frame, StayParams())
+        best = min(best, time.perf_counter() - t)
+    return frame.height / best
 
 
 def main(sizes: list[int]) -> None:
@@ -144,35 +156,24 @@ def main(sizes: list[int]) -> None:
         print(f"== {millions}M pings", flush=True)
         lake = lake_for(millions)
         n = pl.scan_parquet(str(lake / "pings/**/*.parquet")).select(pl.len()).collect().item()
-        stays_s, stays_rss, out = timed(segtool("stays", "--lake", str(lake), "-f", "json"), REPS)
-        n_stays = json.loads(out)[0]["stays"]
-        homes_s, homes_rss, _ = timed(segtool("homes", "--lake", str(lake), "-f", "json"), REPS)
-        visits_s, visits_rss, out = timed(
-            segtool("visits", "--lake", str(lake), "-f", "json"), REPS
-        )
-        n_visits = json.loads(out)[0]["visits"]
-        total = stays_s + homes_s + visits_s
+        reps = REPS if millions < 50 else 3
+        run = {
+            step: timed(segtool(step, "--lake", str(lake), "-f", "json"), reps)
+            for step in ("stays", "homes", "visits")
+        }
         row = {
             "pings": n,
-            "stays": n_stays,
-            "visits": n_visits,
-            "stays_s": stays_s,
-            "stays_rate": n / stays_s,
-            "homes_s": homes_s,
-            "visits_s": visits_s,
-            "total_rate": n / total,
-            "rss": max(stays_rss, homes_rss, visits_rss),
+            "stays": json.loads(run["stays"]["out"])[0]["stays"],
+            "visits": json.loads(run["visits"]["out"])[0]["visits"],
+            **{f"{k}_{m}": v[m] for k, v in run.items() for m in ("wall", "cpu")},
+            "rss": max(v["rss"] for v in run.values()),
         }
+        row["total_wall"] = sum(row[f"{k}_wall"] for k in run)
         print("  ", row, flush=True)
         rows.append(row)
         if millions == 1:
-            kernel_rate, _ = in_process_rate(lake)
-            ti_wall, ti_rss, out = timed(
-                [sys.executable, "-c", TRACKINTEL, str(lake), str(REPS)], 1
-            )
-            peer = {**json.loads(out), "wall": ti_wall, "rss": ti_rss, "kernel_rate": kernel_rate}
-            peer["rate"] = peer["pings"] / peer["seconds"]
-            peer["ours_cmd_rate"] = row["stays_rate"]
+            t = timed([sys.executable, "-c", TRACKINTEL, str(lake), "3"], 1)
+            peer = {**json.loads(t["out"]), "rss": t["rss"], "kernel_rate": in_process_rate(lake)}
             print("   trackintel", peer, flush=True)
     write_results(rows, peer, (load_before, os.getloadavg()[0]))
 
@@ -184,56 +185,61 @@ def write_results(rows: list[dict], peer: dict | None, load: tuple[float, float]
         "# Mobility: pings → stays → homes → visits",
         "",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, polars "
-        f"{pl.__version__}, polars-h3 {version('polars-h3')}, numba {version('numba')}. "
-        f"Simulated pings (tests/mobility/simulate.py, seed {SEED}): {DAYS} days, a ping every "
-        "~2 min by day and ~10 min at night, 8 m GPS jitter, 0.5 % outliers. Each command is "
-        "a separate process (`python -m segtool …`, start-up and Parquet I/O included), "
-        f"timed with `/usr/bin/time -v` (median of {REPS} runs; trackintel likewise), after one "
-        "untimed run that compiles and caches the numba kernel; defaults (30 m, 15 min, 3 h; res 9; filters 7 days, 2 places). "
-        f"Load average on the machine: {load[0]:.1f} at the start, {load[1]:.1f} at the end "
-        "(other jobs were running; on an idle machine the times are lower).",
+        f"{pl.__version__}, polars-h3 {version('polars-h3')}, numba {version('numba')}, "
+        f"trackintel {version('trackintel')}. Simulated pings (tests/mobility/simulate.py, "
+        f"seed {SEED}): {DAYS} days, a ping every ~2 min by day and ~10 min at night, 8 m GPS "
+        "jitter, 0.5 % outliers. Each command is a separate process (`python -m segtool …`, "
+        "start-up and Parquet I/O included) timed with `/usr/bin/time -v`: the median of "
+        f"{REPS} runs (3 at 50M), after one untimed run that compiles and caches the numba "
+        "kernel. Defaults: 30 m, 15 min, 3 h; res 9; filters 7 days, 2 places. Load average "
+        f"on the machine: {load[0]:.1f} at the start, {load[1]:.1f} at the end — other jobs "
+        "shared the 2 cores, so wall times are inflated; CPU seconds (user + system) are the "
+        "steadier figure.",
         "",
-        "| pings | stays | visits | `stays` s | pings/s through stays | × trackintel "
-        "| `homes` s | `visits` s | pings/s through all three | peak RSS (GB) |",
+        "| pings | stays | visits | `stays` wall s | `stays` CPU s | pings/s through stays "
+        "(wall) | `homes` wall s | `visits` wall s | pings/s through all three (wall) "
+        "| peak RSS (GB) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ratio = f"{r['stays_rate'] / peer['rate']:.0f}×" if peer else "–"
         lines.append(
-            f"| {r['pings']:,} | {r['stays']:,} | {r['visits']:,} | {r['stays_s']:.1f} "
-            f"| {r['stays_rate'] / 1e6:.2f} M | {ratio} | {r['homes_s']:.1f} "
-            f"| {r['visits_s']:.1f} | {r['total_rate'] / 1e6:.2f} M | {r['rss']:.2f} |"
+            f"| {r['pings']:,} | {r['stays']:,} | {r['visits']:,} | {r['stays_wall']:.1f} "
+            f"| {r['stays_cpu']:.1f} | {r['pings'] / r['stays_wall'] / 1e6:.2f} M "
+            f"| {r['homes_wall']:.1f} | {r['visits_wall']:.1f} "
+            f"| {r['pings'] / r['total_wall'] / 1e6:.2f} M | {r['rss']:.2f} |"
         )
     if peer:
+        ti_rate = peer["pings"] / peer["wall"]
         lines += [
             "",
-            "× trackintel: pings/s of the whole `stays` process ÷ trackintel's pings/s on the "
-            "1M pings below (every size has the same pings per device, so trackintel's rate "
-            "per ping does not depend on the size). About 1.3 s of every `stays` run is "
-            "fixed start-up (Python, polars, and numba loading its cached kernel), which "
-            "weighs most at 1M.",
+            "## Against trackintel (same run)",
+            "",
+            f"trackintel {version('trackintel')} `generate_staypoints(method='sliding', "
+            "dist_threshold=30, time_threshold=15, gap_threshold=180, include_last=True)` on "
+            "the same 1M pings, timing the call alone (imports and building the GeoDataFrame "
+            "not counted), median of 3 calls. Every size has the same pings per device, so "
+            "trackintel's cost per ping does not depend on the size; the ratios below divide "
+            "its seconds per ping by ours.",
+            "",
+            "| | pings/s (wall) | wall s | CPU s | stays found | peak RSS (GB) |",
+            "|---|---:|---:|---:|---:|---:|",
+            f"| trackintel sliding, 1M pings | {ti_rate:,.0f} | {peer['wall']:.1f} "
+            f"| {peer['cpu']:.1f} | {peer['stays']:,} | {peer['rss']:.2f} |",
+            f"| segtool `detect_stays` in memory, 1M pings | {peer['kernel_rate']:,.0f} "
+            f"| {peer['pings'] / peer['kernel_rate']:.2f} | | | |",
+            "",
+            "| pings | `stays` command ÷ trackintel, wall | CPU |",
+            "|---:|---:|---:|",
         ]
-    if peer:
+        for r in rows:
+            wall = (peer["wall"] / peer["pings"]) / (r["stays_wall"] / r["pings"])
+            cpu = (peer["cpu"] / peer["pings"]) / (r["stays_cpu"] / r["pings"])
+            lines.append(f"| {r['pings']:,} | {wall:.0f}× | {cpu:.0f}× |")
         lines += [
             "",
-            "## Against trackintel on the same 1M pings (same run)",
-            "",
-            "trackintel 1.4.2 `generate_staypoints(method='sliding', dist_threshold=30, "
-            "time_threshold=15, gap_threshold=180, include_last=True)`, timing the call "
-            "alone (building the GeoDataFrame not counted).",
-            "",
-            "| | pings/s | seconds | stays found | peak RSS (GB) |",
-            "|---|---:|---:|---:|---:|",
-            f"| trackintel sliding | {peer['rate']:,.0f} | {peer['seconds']:.1f} "
-            f"| {peer['stays']:,} | {peer['rss']:.2f} |",
-            f"| segtool `stays` command (whole process) | {peer['ours_cmd_rate']:,.0f} "
-            f"| {peer['pings'] / peer['ours_cmd_rate']:.1f} | {rows[0]['stays']:,} "
-            f"| {rows[0]['rss']:.2f} |",
-            f"| segtool `detect_stays` (in memory, no I/O) | {peer['kernel_rate']:,.0f} "
-            f"| {peer['pings'] / peer['kernel_rate']:.2f} | | |",
-            "",
-            f"Ratio: the `stays` command is **{peer['ours_cmd_rate'] / peer['rate']:.0f}×** "
-            f"trackintel's call; `detect_stays` in memory {peer['kernel_rate'] / peer['rate']:.0f}×.",
+            f"`detect_stays` in memory: {peer['kernel_rate'] / ti_rate:.0f}× trackintel. About "
+            "1.3 CPU s of every `stays` run is fixed start-up (Python, polars, and numba "
+            "loading its cached kernel), which weighs most at 1M.",
             "",
             "trackintel finds more stays on these pings because it measures distance to the "
             "window's first ping, so GPS jitter and lone outliers split stays; on clean "
