@@ -1,23 +1,663 @@
-"""`segtool stays | homes | groups | visits` (issue: mobility)."""
+"""`segtool stays | homes | groups | visits`: pings → stays → homes → groups → H3 visits.
 
-from segtool.errors import UsageError
+Each command reads lake datasets, calls the pure functions of `segtool.mobility`, writes its
+dataset atomically with a manifest, and shows a summary (a table on stdout; typed fields
+with `--format json|csv|parquet`). Per-device work runs in device batches (device id modulo
+the number of batches), so memory is bounded by the batch size, not by the input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+
+from segtool import console, options
+from segtool.errors import InputError, UsageError
+from segtool.lake import Lake, Manifest
+from segtool.present import emit, resolve_format
+from segtool.schema import validate
+
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
+)
 
 
-def stays() -> None:
-    """Detect stays from pings (not yet implemented)."""
-    raise UsageError("`stays` is not implemented yet")
+class LongStaysChoice(StrEnum):
+    keep = "keep"
+    cut = "cut"
+    drop = "drop"
 
 
-def homes() -> None:
-    """Detect homes from stays (not yet implemented)."""
-    raise UsageError("`homes` is not implemented yet")
+class RuleChoice(StrEnum):
+    auto = "auto"
+    median = "median"
+    plurality = "plurality"
 
 
-def groups() -> None:
-    """Assign groups and weights to devices (not yet implemented)."""
-    raise UsageError("`groups` is not implemented yet")
+class HolidayChoice(StrEnum):
+    holiday = "holiday"
+    weekend = "weekend"
+    weekday = "weekday"
 
 
-def visits() -> None:
-    """Bin stays to H3 visits (not yet implemented)."""
-    raise UsageError("`visits` is not implemented yet")
+def parse_duration(text: str, option: str) -> float:
+    """'15m', '3h', '1h30m', '90s' or a plain number of minutes → seconds."""
+    text = str(text).strip().lower()
+    try:
+        return float(text) * 60.0
+    except ValueError:
+        pass
+    m = _DURATION.match(text)
+    if not text or not m or not any(m.groups()):
+        raise UsageError(f"{option} {text!r} is not a duration", hint="e.g. 15m, 3h, 1h30m, 90s")
+    h, mins, s = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mins * 60 + s
+
+
+def _n_batches(rows: int, per_batch: int) -> int:
+    if per_batch < 1:
+        raise UsageError("the batch size must be at least 1")
+    return max(1, math.ceil(rows / per_batch))
+
+
+def _scan(lake: Lake, name: str) -> pl.LazyFrame:
+    frame = lake.scan(name)
+    validate(name, frame.collect_schema())
+    return frame
+
+
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    """Write one dataset part; rechunked first, so the bytes do not depend on how the
+    (multi-threaded) engine happened to chunk the frame — re-runs give identical files."""
+    frame.rechunk().write_parquet(path)
+
+
+def _summary(
+    title: str,
+    rows: list[tuple[str, float | int | str | None]],
+    fmt: options.Format,
+    output: options.Output,
+    manifest: Manifest | None = None,
+) -> None:
+    """A long (metric, value) table for people; one typed row for json/csv/parquet."""
+    kind = resolve_format(fmt, output)
+    if kind == "table":
+        frame = pl.DataFrame(
+            {"metric": [r[0] for r in rows], "value": [_human(r[1]) for r in rows]},
+            schema={"metric": pl.String, "value": pl.String},
+        )
+    else:
+        frame = pl.DataFrame([{k: v for k, v in rows}])
+    emit(frame, fmt, output, title=title, manifest=manifest)
+
+
+def _human(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def _finite(summary: dict) -> dict:
+    """NaN (an undefined statistic, e.g. ρ over no areas) → None, as JSON has no NaN."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()
+    }
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+# ---------------------------------------------------------------------------------------
+# stays
+
+
+def stays(
+    lake: options.Lake = Path("lake"),
+    radius: Annotated[
+        float, typer.Option("--radius", "-r", help="Radius r (m) around the running centre.")
+    ] = 30.0,
+    min_duration: Annotated[
+        str,
+        typer.Option("--min-duration", help="Shortest stay (e.g. 15m; plain numbers are minutes)."),
+    ] = "15m",
+    max_gap: Annotated[
+        str, typer.Option("--max-gap", help="Longest gap between two pings of a stay.")
+    ] = "3h",
+    max_stay: Annotated[
+        str, typer.Option("--max-stay", help="Stays this long or longer are long stays.")
+    ] = "12h",
+    long_stays: Annotated[
+        LongStaysChoice,
+        typer.Option(
+            "--long-stays",
+            help="keep long stays, cut them (close at the last ping before --max-stay and "
+            "start a new stay) or drop them.",
+        ),
+    ] = LongStaysChoice.keep,
+    max_outliers: Annotated[
+        int,
+        typer.Option(
+            "--max-outliers",
+            help="Pings outside r that are skipped when the next ping comes back within r.",
+        ),
+    ] = 1,
+    merge_gap: Annotated[
+        str,
+        typer.Option(
+            "--merge-gap",
+            help="Join two pieces of a stay at the same place (centres within r) when the "
+            "pings between them span less than this (0: only adjacent pieces).",
+        ),
+    ] = "15m",
+    accuracy: Annotated[
+        bool,
+        typer.Option(
+            "--accuracy/--no-accuracy",
+            help="Let a ping lie farther than r by its reported accuracy_m (capped at r).",
+        ),
+    ] = True,
+    batch_pings: Annotated[
+        int, typer.Option("--batch-pings", help="Pings per device batch (bounds memory).")
+    ] = 5_000_000,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace stays/ even if it holds ingested vendor stays.")
+    ] = False,
+    fmt: options.Format = None,
+    output: options.Output = None,
+) -> None:
+    """Detect stays in the lake's pings (→ `stays/`).
+
+    A stay is a run of a device's consecutive pings within `--radius` of the stay's running
+    centre, lasting at least `--min-duration`, with no gap over `--max-gap`; a lone ping
+    outside that comes back is skipped as an outlier, and pieces of one stay split by GPS
+    jitter are joined. Long stays are kept by default (overnight stays at home often exceed
+    12 h). Skip this step if you ingested vendor stays with `segtool ingest stays`.
+
+    **Examples**
+
+    ```
+    segtool stays --lake lake
+    segtool stays --lake lake --radius 50 --min-duration 10m --long-stays cut
+    segtool stays --lake lake --format json
+    ```
+    """
+    from segtool.mobility.stays import StayCounts, StayParams, detect_stays
+
+    params = StayParams(
+        radius_m=radius,
+        min_duration_s=parse_duration(min_duration, "--min-duration"),
+        max_gap_s=parse_duration(max_gap, "--max-gap"),
+        max_stay_s=parse_duration(max_stay, "--max-stay"),
+        long_stays=LongStaysChoice(long_stays).value,  # type: ignore[arg-type]
+        max_outliers=max_outliers,
+        merge_gap_s=parse_duration(merge_gap, "--merge-gap"),
+        use_accuracy=accuracy,
+    )
+    lk = Lake(lake)
+    if lk.exists("stays") and not force:
+        made_by = (lk.manifest("stays") or {}).get("command")
+        if made_by != "stays":
+            raise UsageError(
+                f"stays/ in {str(lk.root)!r} was written by `{made_by}` (vendor stays)",
+                hint="use them as they are (go on with `segtool homes`), or pass --force to "
+                "replace them with stays detected from pings",
+            )
+    pings = _scan(lk, "pings")
+    n_pings = pings.select(pl.len()).collect().item()
+    n_batches = _n_batches(n_pings, batch_pings)
+    manifest = Manifest(command="stays", parameters={**asdict(params), "batches": n_batches})
+    manifest.add_dataset_input(lk, "pings")
+    counts = StayCounts()
+    devices_in = devices_out = 0
+    with (
+        lk.writing("stays", manifest) as tmp,
+        console.progress() as bar,
+        _device_buckets(lk, pings, n_batches, bar) as buckets,
+    ):
+        task = bar.add_task("detecting stays", total=n_batches)
+        for b, bucket in enumerate(buckets):
+            batch = bucket.collect()
+            frame, c = detect_stays(batch, params)
+            _write(frame, tmp / f"part-{b:05d}.parquet")
+            counts += c
+            devices_in += batch["device"].n_unique()
+            devices_out += frame["device"].n_unique()
+            del batch, frame
+            bar.advance(task)
+        manifest.rows_in = counts.pings
+        manifest.rows_written = counts.stays
+        summary = {
+            "pings": counts.pings,
+            "devices": devices_in,
+            "stays": counts.stays,
+            "devices_with_stays": devices_out,
+            "devices_without_stays": devices_in - devices_out,
+            "stays_per_device": _share(counts.stays, devices_out),
+            "pings_in_stays_share": _share(counts.pings_in_stays, counts.pings),
+            "outliers_skipped": counts.outliers_skipped,
+            "pieces_merged": counts.merged,
+            "long_stays_cut": counts.long_cut,
+            "long_stays_dropped": counts.long_dropped,
+        }
+        manifest.extra = {"summary": _finite(summary)}
+    _summary(f"stays → {lk.path('stays')}", list(summary.items()), fmt, output)
+
+
+@contextmanager
+def _device_buckets(lake: Lake, pings: pl.LazyFrame, n: int, bar) -> Iterator[list[pl.LazyFrame]]:
+    """The pings split into `n` sets of whole devices (device id modulo n).
+
+    With more than one set, one streaming pass writes the sets as uncompressed Arrow IPC
+    into a scratch folder in the lake (removed afterwards), so each set is read once
+    instead of filtering the whole dataset n times (≈ 32 bytes of scratch per ping).
+    """
+    from segtool.mobility.stays import ping_columns
+
+    columns = ping_columns(pings)
+    if n <= 1:
+        yield [columns]
+        return
+    scratch = lake.root / f".scratch-stays-{uuid.uuid4().hex}"
+    try:
+        task = bar.add_task("splitting pings by device", total=None)
+        columns.with_columns((pl.col("device") % n).alias("bucket")).sink_ipc(
+            pl.PartitionBy(scratch, key="bucket", include_key=False), mkdir=True
+        )
+        bar.update(task, total=1, completed=1)
+        empty = columns.clear()
+        yield [
+            pl.scan_ipc(scratch / f"bucket={b}" / "*.ipc")
+            if (scratch / f"bucket={b}").exists()
+            else empty
+            for b in range(n)
+        ]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------
+# homes
+
+
+def homes(
+    lake: options.Lake = Path("lake"),
+    res: Annotated[int, typer.Option("--res", help="H3 resolution of home cells (5–12).")] = 9,
+    tz: Annotated[str, typer.Option("--tz", help="Local time zone of the night window.")] = (
+        "Europe/Stockholm"
+    ),
+    night_start: Annotated[
+        float, typer.Option("--night-start", help="Night window start (local hour).")
+    ] = 22.0,
+    night_end: Annotated[
+        float, typer.Option("--night-end", help="Night window end (local hour).")
+    ] = 6.0,
+    min_nights: Annotated[
+        int, typer.Option("--min-nights", help="Distinct nights needed at the home cell.")
+    ] = 3,
+    work: Annotated[
+        bool, typer.Option("--work/--no-work", help="Also detect a work cell (work_cell).")
+    ] = False,
+    work_start: Annotated[float, typer.Option("--work-start", help="Work window start.")] = 9.0,
+    work_end: Annotated[float, typer.Option("--work-end", help="Work window end.")] = 17.0,
+    min_work_days: Annotated[
+        int, typer.Option("--min-work-days", help="Distinct weekdays needed at the work cell.")
+    ] = 3,
+    country: Annotated[
+        str,
+        typer.Option("--country", help="Public holidays (not work days) of this country."),
+    ] = "SE",
+    fmt: options.Format = None,
+    output: options.Output = None,
+) -> None:
+    """Detect each device's home cell from its stays (→ `homes/`).
+
+    The home is the H3 cell with the most stay time in the night window (22:00–06:00 local)
+    among cells seen on at least `--min-nights` distinct nights; `home_share` is the share
+    of the device's night time spent there, `area` the register area (from `areas/`, if
+    present) containing the cell. With `--work`, the cell outside home with the most
+    weekday 09–17 time becomes `work_cell`.
+
+    **Examples**
+
+    ```
+    segtool homes --lake lake
+    segtool homes --lake lake --res 10 --min-nights 5 --work
+    ```
+    """
+    from segtool.mobility.homes import HomeParams, detect_homes
+
+    params = HomeParams(
+        res=res,
+        tz=tz,
+        night_start_h=night_start,
+        night_end_h=night_end,
+        min_nights=min_nights,
+        work=work,
+        work_start_h=work_start,
+        work_end_h=work_end,
+        min_work_days=min_work_days,
+        country=country,
+    )
+    lk = Lake(lake)
+    stays_lf = _scan(lk, "stays")
+    areas = None
+    if lk.exists("areas"):
+        areas = _scan(lk, "areas").select("area", "geometry").collect()
+    manifest = Manifest(command="homes", parameters=params)
+    manifest.add_dataset_input(lk, "stays")
+    if areas is not None:
+        manifest.add_dataset_input(lk, "areas")
+    with console.progress() as bar:
+        task = bar.add_task("detecting homes", total=None)
+        n_stays, n_devices = stays_lf.select(pl.len(), pl.col("device").n_unique()).collect().row(0)
+        found = detect_homes(stays_lf, params, areas)
+        bar.update(task, total=1, completed=1)
+    with lk.writing("homes", manifest) as tmp:
+        _write(found, tmp / "part-00000.parquet")
+        manifest.rows_in = n_stays
+        manifest.rows_written = found.height
+        summary = {
+            "stays": n_stays,
+            "devices": n_devices,
+            "homes": found.height,
+            "home_detection_rate": _share(found.height, n_devices),
+            "no_home": n_devices - found.height,
+            "median_nights": _median(found["nights"]),
+            "median_home_share": _median(found["home_share"]),
+            "homes_in_areas": int(found["area"].is_not_null().sum()) if areas is not None else None,
+        }
+        if work:
+            summary["work_cells"] = int(found["work_cell"].is_not_null().sum())
+        manifest.extra = {"summary": _finite(summary)}
+    if areas is None:
+        console.note("no areas/ in the lake: homes carry no register area")
+    _summary(f"homes → {lk.path('homes')}", list(summary.items()), fmt, output)
+
+
+def _median(series: pl.Series) -> float | None:
+    return float(series.median()) if series.len() else None
+
+
+# ---------------------------------------------------------------------------------------
+# groups
+
+
+def groups(
+    lake: options.Lake = Path("lake"),
+    soft: Annotated[
+        bool,
+        typer.Option(
+            "--soft/--hard",
+            help="Soft: each device carries its home area's group shares (one column per "
+            "group). Hard (default): one group per device.",
+        ),
+    ] = False,
+    rule: Annotated[
+        RuleChoice,
+        typer.Option(
+            "--rule",
+            help="Hard group of an area: median (group of the median resident, for ordered "
+            "groups such as Q1–Q4), plurality (largest group) or auto.",
+        ),
+    ] = RuleChoice.auto,
+    order: Annotated[
+        str | None,
+        typer.Option("--order", help="Group order for the median rule, e.g. Q1,Q2,Q3,Q4."),
+    ] = None,
+    attributes: Annotated[
+        Path | None,
+        typer.Option(
+            "--attributes",
+            help="CSV/Parquet with device (pseudonymised id) and group: hard groups from "
+            "there instead of the home area.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    trim: Annotated[
+        float, typer.Option("--trim", help="Weights are capped at sqrt(CV²+1)·TRIM·median.")
+    ] = 3.5,
+    min_devices: options.MinDevices = 5,
+    fmt: options.Format = None,
+    output: options.Output = None,
+) -> None:
+    """Assign each device a group and a weight (→ `devices/`) and show panel coverage.
+
+    Hard groups come from the home area (the quartile of the area's median resident for
+    ordered groups, else its largest group) or from `--attributes`; `--soft` gives each
+    device its home area's composition. Weights = area residents ÷ devices homed there,
+    trimmed. The coverage table (devices against residents per area, areas with fewer than
+    `--min-devices` devices suppressed) is printed or written to `--output`; its Spearman ρ
+    says how well the panel follows the population.
+
+    **Examples**
+
+    ```
+    segtool groups --lake lake
+    segtool groups --lake lake --soft
+    segtool groups --lake lake --rule plurality -o coverage.csv
+    ```
+    """
+    from segtool.mobility.groups import GroupParams, assign_groups, coverage, register_key
+
+    params = GroupParams(
+        soft=soft,
+        rule=RuleChoice(rule).value,  # type: ignore[arg-type]
+        order=tuple(g.strip() for g in order.split(",") if g.strip()) if order else None,
+        trim=trim,
+    )
+    lk = Lake(lake)
+    homes_df = _scan(lk, "homes").collect() if lk.exists("homes") else None
+    population = None
+    if lk.exists("population"):
+        population = _scan(lk, "population").collect()
+    attrs = _read_table(attributes) if attributes else None
+    if attrs is None and (homes_df is None or population is None):
+        missing = "homes" if homes_df is None else "population"
+        lk.require(missing)
+    if attrs is not None and soft:
+        raise UsageError("--soft needs the home area's composition, not --attributes")
+    result = assign_groups(homes_df, population, params, attrs)
+    manifest = Manifest(command="groups", parameters=params)
+    for name, present in (("homes", homes_df), ("population", population)):
+        if present is not None:
+            manifest.add_dataset_input(lk, name)
+    if attributes:
+        manifest.add_input(attributes, role="attributes")
+    cov = None
+    if homes_df is not None and population is not None:
+        cov = coverage(homes_df, population, register_key(population), min_devices)
+    n_in = homes_df.height if homes_df is not None else result.devices.height
+    summary: dict = {
+        "devices_with_home": homes_df.height if homes_df is not None else None,
+        "devices_assigned": result.devices.height,
+        **{f"dropped_{k}": v for k, v in result.dropped.items()},
+        "rule": result.rule,
+        "groups": ",".join(result.order),
+    }
+    if result.weights is not None:
+        w = result.weights
+        summary.update(
+            weight_median=w.median, weight_cv=w.cv, weight_cap=w.cap, weights_trimmed=w.trimmed
+        )
+    if cov is not None:
+        summary.update(
+            coverage_spearman_rho=cov.rho,
+            coverage_p_value=cov.p_value,
+            coverage_units=cov.units,
+            coverage_suppressed=cov.suppressed,
+        )
+    with lk.writing("devices", manifest) as tmp:
+        _write(result.devices, tmp / "part-00000.parquet")
+        manifest.rows_in = n_in
+        manifest.rows_written = result.devices.height
+        manifest.rows_rejected = n_in - result.devices.height
+        manifest.rejected_by_reason = dict(result.dropped)
+        manifest.extra = {"summary": _finite(summary)}
+    _print_lines(f"groups → {lk.path('devices')}", summary)
+    if result.devices.height == 0:
+        console.note("no device could be given a group; check homes/ areas and population/ units")
+    if cov is None:
+        return
+    published = Manifest(
+        command="groups coverage",
+        parameters={"min_devices": min_devices, **asdict(params)},
+        extra=_finite(
+            {"spearman_rho": cov.rho, "p_value": cov.p_value, "suppressed": cov.suppressed}
+        ),
+    )
+    published.add_dataset_input(lk, "homes")
+    published.add_dataset_input(lk, "population")
+    emit(
+        cov.table,
+        fmt,
+        output,
+        title=f"coverage: devices vs residents (Spearman ρ = {_human(cov.rho)}; "
+        f"{cov.suppressed} areas with < {min_devices} devices suppressed)",
+        manifest=published if output else None,
+    )
+
+
+def _read_table(path: Path) -> pl.DataFrame:
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pl.read_parquet(path)
+        return pl.read_csv(path, schema_overrides={"device": pl.UInt64, "group": pl.String})
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise InputError(f"cannot read {path}: {e}") from e
+
+
+def _print_lines(title: str, summary: dict) -> None:
+    console.info(f"[bold]{title}[/]")
+    for k, v in summary.items():
+        console.info(f"  {k}: {_human(v)}")
+
+
+# ---------------------------------------------------------------------------------------
+# visits
+
+
+def visits(
+    lake: options.Lake = Path("lake"),
+    res: Annotated[int, typer.Option("--res", help="H3 analysis resolution (5–12).")] = 9,
+    tz: Annotated[str, typer.Option("--tz", help="Local time zone of slots and day types.")] = (
+        "Europe/Stockholm"
+    ),
+    holidays: Annotated[
+        HolidayChoice,
+        typer.Option(
+            "--holidays",
+            help="Label public holidays as holiday (own day type), weekend, or weekday "
+            "(ignore them).",
+        ),
+    ] = HolidayChoice.holiday,
+    de_facto_holidays: Annotated[
+        bool,
+        typer.Option(
+            "--de-facto-holidays",
+            help="Also treat Midsummer Eve, Christmas Eve and New Year's Eve as holidays.",
+        ),
+    ] = False,
+    country: Annotated[
+        str, typer.Option("--country", help="Country of the public holidays (ISO code).")
+    ] = "SE",
+    min_days: Annotated[
+        int, typer.Option("--min-days", help="Keep devices with stays on at least N days.")
+    ] = 7,
+    min_places: Annotated[
+        int, typer.Option("--min-places", help="Keep devices with at least N distinct cells.")
+    ] = 2,
+    batch_stays: Annotated[
+        int, typer.Option("--batch-stays", help="Stays per device batch (bounds memory).")
+    ] = 2_000_000,
+    fmt: options.Format = None,
+    output: options.Output = None,
+) -> None:
+    """Bin stays to H3 cells and half-hour slots (→ `visits/`).
+
+    Every stay becomes one row per local half-hour slot it overlaps, with the dwell (s) in
+    that slot, the slot number (0–47, local time, DST-correct) and the day type (weekday,
+    weekend or holiday). Devices with stays on fewer than `--min-days` days or at fewer
+    than `--min-places` cells are left out and counted by reason.
+
+    **Examples**
+
+    ```
+    segtool visits --lake lake
+    segtool visits --lake lake --res 10 --min-days 3 --holidays weekend
+    ```
+    """
+    from segtool.mobility.filters import DeviceFilter, device_activity, filter_devices
+    from segtool.mobility.stays import device_batches
+    from segtool.mobility.visits import VisitParams, generate_visits
+
+    params = VisitParams(
+        res=res,
+        tz=tz,
+        holidays=HolidayChoice(holidays).value,  # type: ignore[arg-type]
+        de_facto_holidays=de_facto_holidays,
+        country=country,
+    )
+    rule = DeviceFilter(min_days=min_days, min_places=min_places)
+    lk = Lake(lake)
+    stays_lf = _scan(lk, "stays")
+    manifest = Manifest(
+        command="visits", parameters={"visits": asdict(params), "filters": asdict(rule)}
+    )
+    manifest.add_dataset_input(lk, "stays")
+    with console.progress() as bar:
+        task = bar.add_task("filtering devices", total=None)
+        n_stays = stays_lf.select(pl.len()).collect().item()
+        activity = device_activity(stays_lf, res, tz).collect(engine="streaming")
+        kept, dropped = filter_devices(activity, rule)
+        bar.update(task, total=1, completed=1)
+        n_batches = _n_batches(n_stays, batch_stays)
+        kept_stays = stays_lf.join(kept.lazy(), on="device", how="semi", maintain_order="left")
+        rows = 0
+        dwell = 0.0
+        by_daytype: dict[str, float] = {}
+        with lk.writing("visits", manifest) as tmp:
+            task = bar.add_task("binning visits", total=n_batches)
+            for b, batch in enumerate(device_batches(kept_stays, n_batches)):
+                frame = generate_visits(batch, params).collect()
+                _write(frame, tmp / f"part-{b:05d}.parquet")
+                rows += frame.height
+                dwell += float(frame["dwell_s"].sum())
+                for d, s in frame.group_by("daytype").agg(pl.col("dwell_s").sum()).iter_rows():
+                    by_daytype[d] = by_daytype.get(d, 0.0) + s
+                bar.advance(task)
+            manifest.rows_in = n_stays
+            manifest.rows_written = rows
+            summary = {
+                "stays": n_stays,
+                "devices": activity.height,
+                **{f"dropped_{k}": v for k, v in dropped.items()},
+                "devices_kept": kept.height,
+                "visits": rows,
+                "visits_per_device": _share(rows, kept.height),
+                "dwell_hours": dwell / 3600.0,
+                **{
+                    f"dwell_share_{d}": _share(by_daytype.get(d, 0.0), dwell)  # type: ignore[arg-type]
+                    for d in ("weekday", "weekend", "holiday")
+                },
+            }
+            manifest.extra = {"summary": _finite(summary)}
+    _summary(f"visits → {lk.path('visits')}", list(summary.items()), fmt, output)
