@@ -1,0 +1,493 @@
+"""Input files → batches of rows with their line numbers; malformed lines kept apart.
+
+Formats are recognised by their first bytes, not their names: Parquet (`PAR1`), gzip, bzip2
+and xz-compressed text, and plain text tables (CSV/TSV; the delimiter is detected from the
+header among `,` `;` tab `|` unless given). Every data row carries `__line`: its 1-based
+physical line in the (decompressed) text, the header being line 1 — or its 1-based row
+number in a Parquet file.
+
+How a text file is read, in blocks of whole lines (64 MB by default, so memory stays
+bounded whatever the file size):
+
+- *fast path* — a block without quote characters or blank lines whose delimiter count is
+  exactly (fields − 1) per line is parsed by polars' multi-threaded CSV reader, all
+  columns as text;
+- *careful path* — any other block: lines with an odd number of `"` (an unclosed quote)
+  are malformed; the rest are parsed by pyarrow's CSV reader (RFC 4180 quoting, `""`
+  escapes) whose invalid-row handler reports each line with the wrong number of fields.
+  Quoted values may not contain line breaks (each physical line is one row).
+
+Blank lines are not rows (they are skipped and not counted). A malformed line — wrong
+field count or unclosed quote — is returned as text in `Chunk.malformed`, never parsed.
+
+Broken files raise `InputError` naming the file (and the line when known): empty files,
+a header without rows, truncated or corrupt compressed data, bytes that are not valid in
+the encoding, NUL bytes, archives (zip), and files in which no line has the header's
+number of fields (a wrong delimiter).
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import hashlib
+import io
+import lzma
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from segtool.errors import InputError
+
+LINE = "__line"
+TEXT = "__text"
+BLOCK_BYTES = 64 << 20
+PARQUET_BATCH_ROWS = 1_000_000
+DELIMITERS = (",", ";", "\t", "|")
+
+_MAGIC = {
+    b"PAR1": "parquet",
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bz2",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+
+
+@dataclass
+class Chunk:
+    """A batch of rows: `rows` has one column per input column (text for CSV, native
+    dtypes for Parquet) plus `__line`; `malformed` holds `__line` and `__text`."""
+
+    rows: pl.DataFrame
+    malformed: pl.DataFrame
+
+
+def _empty_malformed() -> pl.DataFrame:
+    return pl.DataFrame(schema={LINE: pl.UInt64, TEXT: pl.String})
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads a file, hashing every byte read and counting them (for progress)."""
+
+    def __init__(self, f):
+        self._f = f
+        self.sha256 = hashlib.sha256()
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self._f.readinto(b)
+        if n:
+            self.sha256.update(memoryview(b)[:n])
+            self.position += n
+        return n
+
+    def drain(self) -> None:
+        while block := self._f.read(1 << 20):
+            self.sha256.update(block)
+            self.position += len(block)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def sniff(path: Path) -> str:
+    """'parquet', 'gzip', 'bz2', 'xz', 'zip', 'zstd' or 'text', from the first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not a file") from None
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from None
+    for magic, kind in _MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return "text"
+
+
+@dataclass
+class InputFile:
+    """An opened input: its format, header and (after reading) content hash."""
+
+    path: Path
+    kind: str  # "text" or "parquet"
+    compression: str | None
+    header: list[str]
+    delimiter: str | None = None
+    encoding: str = "utf-8"
+    size: int = 0
+    block_bytes: int = BLOCK_BYTES
+    bytes_read: int = 0
+    rows_read: int = 0
+    malformed_read: int = 0
+    sha256: str | None = None
+    header_line: int = 1
+    _parquet_rows: int = field(default=0, repr=False)
+
+    @property
+    def format(self) -> str:
+        if self.kind == "parquet":
+            return "parquet"
+        return "csv" + (f".{self.compression}" if self.compression else "")
+
+    def chunks(self) -> Iterator[Chunk]:
+        if self.kind == "parquet":
+            yield from self._parquet_chunks()
+        else:
+            yield from self._text_chunks()
+
+    # -- Parquet -------------------------------------------------------------------------
+    def _parquet_chunks(self) -> Iterator[Chunk]:
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(self.path)
+            offset = 0
+            for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=True):
+                rows = pl.from_arrow(batch)
+                assert isinstance(rows, pl.DataFrame)
+                rows = rows.with_columns(
+                    pl.int_range(offset + 1, offset + rows.height + 1, dtype=pl.UInt64).alias(LINE)
+                )
+                offset += rows.height
+                self.rows_read = offset
+                self.bytes_read = int(self.size * offset / max(self._parquet_rows, 1))
+                yield Chunk(rows, _empty_malformed())
+        except (OSError, ValueError) as e:
+            raise InputError(f"{self.path}: cannot read this Parquet file: {e}") from None
+        from segtool.lake import sha256_file
+
+        self.sha256 = sha256_file(self.path)
+        if offset == 0:
+            raise InputError(f"{self.path} holds no rows")
+
+    # -- text ----------------------------------------------------------------------------
+    def _open_text(self) -> tuple[_HashingReader, io.BufferedIOBase]:
+        raw = _HashingReader(open(self.path, "rb"))  # noqa: SIM115 - closed by the caller
+        buffered = io.BufferedReader(raw, buffer_size=1 << 20)
+        if self.compression == "gzip":
+            return raw, gzip.GzipFile(fileobj=buffered, mode="rb")
+        if self.compression == "bz2":
+            return raw, bz2.BZ2File(buffered, mode="rb")
+        if self.compression == "xz":
+            return raw, lzma.LZMAFile(buffered, mode="rb")
+        return raw, buffered
+
+    def _text_chunks(self) -> Iterator[Chunk]:
+        raw, stream = self._open_text()
+        line = self.header_line + 1  # physical line number of the block's first line
+        good = 0
+        try:
+            with stream:
+                _read_header_lines(stream, self.header_line)
+                while True:
+                    block = self._read_block(stream, line)
+                    if not block:
+                        break
+                    chunk = _parse_block(block, self.header, self.delimiter, line)
+                    chunk_rows = chunk.rows.height
+                    good += chunk_rows
+                    self.rows_read += chunk_rows
+                    self.malformed_read += chunk.malformed.height
+                    line += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+                    self.bytes_read = raw.position
+                    if chunk_rows or chunk.malformed.height:
+                        yield chunk
+                raw.drain()
+        except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as e:
+            raise InputError(
+                f"{self.path}: the {self.compression} data are truncated or corrupt "
+                f"(after line {line - 1}): {e}",
+                hint="re-download or re-export the file",
+            ) from None
+        except OSError as e:
+            if self.compression:
+                raise InputError(
+                    f"{self.path}: the {self.compression} data are corrupt "
+                    f"(after line {line - 1}): {e}"
+                ) from None
+            raise InputError(f"cannot read {self.path}: {e}") from None
+        finally:
+            raw.close()
+        self.sha256 = raw.sha256.hexdigest()
+        self.bytes_read = raw.position
+        if good == 0 and self.malformed_read == 0:
+            raise InputError(f"{self.path} has a header but no rows")
+        if good == 0:
+            raise InputError(
+                f"{self.path}: no line has the header's {len(self.header)} fields "
+                f"(delimiter {self.delimiter!r}); wrong delimiter, or not a table?",
+                hint="pass --delimiter to name the delimiter",
+            )
+
+    def _read_block(self, stream, line: int) -> bytes:
+        pieces: list[bytes] = []
+        size = 0
+        try:
+            while size < self.block_bytes:
+                piece = stream.read(min(1 << 20, self.block_bytes - size))
+                if not piece:
+                    break
+                pieces.append(piece)
+                size += len(piece)
+            if pieces and not pieces[-1].endswith(b"\n"):
+                pieces.append(stream.readline())
+        except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, OSError) as e:
+            done = line - 1 + sum(p.count(b"\n") for p in pieces)
+            raise InputError(
+                f"{self.path}: the {self.compression or 'file'} data are truncated or corrupt "
+                f"after line {done}: {e}",
+                hint="re-download or re-export the file",
+            ) from None
+        block = b"".join(pieces)
+        if not block:
+            return b""
+        if b"\x00" in block:
+            at = line + block.count(b"\n", 0, block.index(b"\x00"))
+            raise InputError(
+                f"{self.path}, line {at}: NUL bytes — this is not a text table (a binary file?)"
+            )
+        return _to_utf8(block, self.encoding, self.path, line)
+
+
+def _to_utf8(block: bytes, encoding: str, path: Path, line: int) -> bytes:
+    try:
+        text = block.decode(encoding)
+    except UnicodeDecodeError as e:
+        at = line + block.count(b"\n", 0, e.start)
+        bad = block[e.start : e.start + 4].hex(" ")
+        raise InputError(
+            f"{path}, line {at}: bytes that are not valid {encoding} ({bad})",
+            hint="pass --encoding with the file's encoding (e.g. latin-1 or cp1252)",
+        ) from None
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r}") from None
+    if encoding.replace("-", "").replace("_", "").lower() in ("utf8", "ascii"):
+        return block
+    return text.encode("utf-8")
+
+
+def _read_header_lines(stream, header_line: int) -> bytes:
+    line = b""
+    for _ in range(header_line):
+        line = stream.readline()
+    return line
+
+
+def open_input(
+    path: str | Path, *, delimiter: str | None = None, encoding: str = "utf-8"
+) -> InputFile:
+    """Recognise the file's format and read its header (and detect the delimiter)."""
+    path = Path(path)
+    kind = sniff(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{path} is empty")
+    if kind == "zip":
+        raise InputError(
+            f"{path} is a zip archive (or a spreadsheet)", hint="unzip it / export CSV"
+        )
+    if kind == "zstd":
+        raise InputError(f"{path} is zstd-compressed", hint="decompress it (zstd -d) first")
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            raise InputError(f"{path}: not a readable Parquet file: {e}") from None
+        f = InputFile(path, "parquet", None, list(pf.schema_arrow.names), size=size)
+        f._parquet_rows = pf.metadata.num_rows
+        return f
+    compression = None if kind == "text" else kind
+    f = InputFile(path, "text", compression, [], encoding=encoding, size=size)
+    raw, stream = f._open_text()
+    try:
+        with stream:
+            header_bytes, header_line = b"", 0
+            while not header_bytes.strip():
+                header_bytes = stream.readline(1 << 20)
+                header_line += 1
+                if not header_bytes:
+                    raise InputError(f"{path} is empty (no header line)")
+    except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, OSError) as e:
+        raise InputError(f"{path}: the {compression} data are truncated or corrupt: {e}") from None
+    finally:
+        raw.close()
+    if b"\x00" in header_bytes:
+        raise InputError(f"{path}, line {header_line}: NUL bytes — not a text table")
+    text = _to_utf8(header_bytes, encoding, path, header_line).decode("utf-8")
+    text = text.lstrip("\ufeff").rstrip("\r\n")
+    if delimiter is None:
+        counts = {d: text.count(d) for d in DELIMITERS}
+        delimiter = max(DELIMITERS, key=lambda d: counts[d]) if any(counts.values()) else ","
+    elif delimiter in ("\\t", "tab", "TAB"):
+        delimiter = "\t"
+    if len(delimiter) != 1:
+        raise InputError(f"the delimiter must be one character, not {delimiter!r}")
+    names = next(csv.reader([text], delimiter=delimiter))
+    f.header = _unique_names(names)
+    f.delimiter = delimiter
+    f.header_line = header_line
+    return f
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        base = name.strip() or f"column_{i + 1}"
+        cand, k = base, 2
+        while cand in seen:
+            cand, k = f"{base}_{k}", k + 1
+        seen.add(cand)
+        out.append(cand)
+    return out
+
+
+# -- parsing one block ----------------------------------------------------------------------
+
+
+def _parse_block(block: bytes, header: list[str], delimiter: str, first_line: int) -> Chunk:
+    n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+    if b'"' not in block:
+        rows = _fast(block, header, delimiter)
+        if rows is not None and rows.height == n_lines and _no_short_rows(rows, block, delimiter):
+            return Chunk(
+                rows.with_columns(
+                    pl.int_range(first_line, first_line + n_lines, dtype=pl.UInt64).alias(LINE)
+                ),
+                _empty_malformed(),
+            )
+    return _careful(block, header, delimiter, first_line)
+
+
+def _no_short_rows(rows: pl.DataFrame, block: bytes, delimiter: str) -> bool:
+    """polars fills missing trailing fields (and blank lines) with "": when the last column
+    has no empty value there is no short row; otherwise count the delimiters exactly."""
+    last = rows.to_series(rows.width - 1)
+    if not (last.str.len_bytes() == 0).any():
+        return True
+    blank = (
+        block.startswith((b"\n", b"\r\n"))
+        or b"\n\n" in block
+        or b"\n\r\n" in block
+        or block.endswith(b"\n\r")
+    )
+    return not blank and block.count(delimiter.encode()) == rows.height * (rows.width - 1)
+
+
+def _fast(block: bytes, header: list[str], delimiter: str) -> pl.DataFrame | None:
+    try:
+        return pl.read_csv(
+            block,
+            has_header=False,
+            schema={name: pl.String for name in header},
+            separator=delimiter,
+            quote_char=None,
+            empty_string_is_null=False,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        return None
+
+
+def _careful(block: bytes, header: list[str], delimiter: str, first_line: int) -> Chunk:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    buf = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    if ends.size == 0 or ends[-1] != buf.size - 1:
+        ends = np.append(ends, buf.size)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    line_no = np.arange(first_line, first_line + ends.size, dtype=np.uint64)
+    # content length without the trailing \r
+    stop = ends.copy()
+    has_cr = (stop > starts) & (buf[np.maximum(stop - 1, 0)] == 13)
+    stop = stop - has_cr
+    blank = stop == starts
+    quote_at = np.flatnonzero(buf == 34)
+    n_quotes = np.searchsorted(quote_at, stop) - np.searchsorted(quote_at, starts)
+    odd = (n_quotes % 2 == 1) & ~blank
+    keep = ~blank & ~odd
+
+    def texts(mask: np.ndarray) -> list[str]:
+        return [block[s:e].decode("utf-8") for s, e in zip(starts[mask], stop[mask], strict=True)]
+
+    bad_lines = [line_no[odd]]
+    bad_texts = texts(odd)
+    kept_lines = line_no[keep]
+    if keep.all() or not keep.any():
+        data = block if keep.all() else b""
+    else:
+        byte_mask = np.repeat(keep, ends - starts + 1)[: buf.size]
+        data = buf[byte_mask].tobytes()
+    columns = [f"c{i}" for i in range(len(header))]
+    invalid: list[tuple[int, str]] = []
+
+    def handler(row) -> str:
+        invalid.append((row.number, row.text))
+        return "skip"
+
+    def read(threads: bool):
+        invalid.clear()
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(
+                column_names=columns, use_threads=threads, block_size=max(len(data), 1 << 20) + 1
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char='"',
+                double_quote=True,
+                newlines_in_values=False,
+                ignore_empty_lines=True,
+                invalid_row_handler=handler,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+
+    if data:
+        table = read(True)
+        if invalid and any(n is None for n, _ in invalid):
+            table = read(False)
+        rows = pl.from_arrow(table)
+        assert isinstance(rows, pl.DataFrame)
+        rows.columns = header
+        if invalid:
+            numbers = np.array([n for n, _ in invalid], dtype=np.int64) - 1
+            bad_lines.append(kept_lines[numbers])
+            bad_texts.extend(t for _, t in invalid)
+            mask = np.ones(kept_lines.size, dtype=bool)
+            mask[numbers] = False
+            kept_lines = kept_lines[mask]
+        if rows.height != kept_lines.size:  # pragma: no cover - pyarrow contract
+            raise AssertionError("pyarrow returned an unexpected number of rows")
+        rows = rows.with_columns(pl.Series(LINE, kept_lines, dtype=pl.UInt64))
+    else:
+        rows = pl.DataFrame(schema={**{h: pl.String for h in header}, LINE: pl.UInt64})
+    malformed = pl.DataFrame(
+        {
+            LINE: pl.Series(np.concatenate(bad_lines), dtype=pl.UInt64),
+            TEXT: pl.Series(bad_texts, dtype=pl.String),
+        }
+    ).sort(LINE)
+    return Chunk(rows, malformed)
