@@ -34,8 +34,10 @@ import gzip
 import hashlib
 import io
 import lzma
+import mmap
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +137,7 @@ class InputFile:
     malformed_read: int = 0
     sha256: str | None = None
     header_line: int = 1
+    data_offset: int = 0  # bytes before the first data line (uncompressed text)
     _parquet_rows: int = field(default=0, repr=False)
 
     @property
@@ -187,43 +190,25 @@ class InputFile:
         return raw, buffered
 
     def _text_chunks(self) -> Iterator[Chunk]:
-        raw, stream = self._open_text()
         line = self.header_line + 1  # physical line number of the block's first line
         good = 0
-        try:
-            with stream:
-                _read_header_lines(stream, self.header_line)
-                while True:
-                    block = self._read_block(stream, line)
-                    if not block:
-                        break
-                    chunk = _parse_block(block, self.header, self.delimiter, line)
-                    chunk_rows = chunk.rows.height
-                    good += chunk_rows
-                    self.rows_read += chunk_rows
-                    self.malformed_read += chunk.malformed.height
-                    line += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
-                    self.bytes_read = raw.position
-                    if chunk_rows or chunk.malformed.height:
-                        yield chunk
-                raw.drain()
-        except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as e:
-            raise InputError(
-                f"{self.path}: the {self.compression} data are truncated or corrupt "
-                f"(after line {line - 1}): {e}",
-                hint="re-download or re-export the file",
-            ) from None
-        except OSError as e:
-            if self.compression:
+        utf8 = _is_utf8(self.encoding)
+        for block in self._blocks():
+            if b"\x00" in block:
+                at = line + block.count(b"\n", 0, block.index(b"\x00"))
                 raise InputError(
-                    f"{self.path}: the {self.compression} data are corrupt "
-                    f"(after line {line - 1}): {e}"
-                ) from None
-            raise InputError(f"cannot read {self.path}: {e}") from None
-        finally:
-            raw.close()
-        self.sha256 = raw.sha256.hexdigest()
-        self.bytes_read = raw.position
+                    f"{self.path}, line {at}: NUL bytes — this is not a text table (a binary file?)"
+                )
+            if not utf8:
+                block = _to_utf8(block, self.encoding, self.path, line)
+            n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+            chunk = _parse_block(block, self.header, self.delimiter, line, n_lines, self.path)
+            good += chunk.rows.height
+            self.rows_read += chunk.rows.height
+            self.malformed_read += chunk.malformed.height
+            line += n_lines
+            if chunk.rows.height or chunk.malformed.height:
+                yield chunk
         if good == 0 and self.malformed_read == 0:
             raise InputError(f"{self.path} has a header but no rows")
         if good == 0:
@@ -233,34 +218,89 @@ class InputFile:
                 hint="pass --delimiter to name the delimiter",
             )
 
-    def _read_block(self, stream, line: int) -> bytes:
-        pieces: list[bytes] = []
-        size = 0
+    def _blocks(self) -> Iterator[bytes]:
+        """The data lines (after the header) in blocks of whole lines; sets `sha256`."""
+        if self.compression is None:
+            yield from self._plain_blocks()
+        else:
+            yield from self._compressed_blocks()
+
+    def _plain_blocks(self) -> Iterator[bytes]:
+        # The file is memory-mapped: one copy per block (the bytes polars parses); the
+        # content hash runs in a thread over the mapping (hashlib releases the GIL).
+        digest = hashlib.sha256()
         try:
-            while size < self.block_bytes:
-                piece = stream.read(min(1 << 20, self.block_bytes - size))
-                if not piece:
-                    break
-                pieces.append(piece)
-                size += len(piece)
-            if pieces and not pieces[-1].endswith(b"\n"):
-                pieces.append(stream.readline())
-        except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, OSError) as e:
-            done = line - 1 + sum(p.count(b"\n") for p in pieces)
-            raise InputError(
-                f"{self.path}: the {self.compression or 'file'} data are truncated or corrupt "
-                f"after line {done}: {e}",
-                hint="re-download or re-export the file",
-            ) from None
-        block = b"".join(pieces)
-        if not block:
-            return b""
-        if b"\x00" in block:
-            at = line + block.count(b"\n", 0, block.index(b"\x00"))
-            raise InputError(
-                f"{self.path}, line {at}: NUL bytes — this is not a text table (a binary file?)"
-            )
-        return _to_utf8(block, self.encoding, self.path, line)
+            with (
+                open(self.path, "rb") as f,
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm,
+                ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher,
+            ):
+                hashing = hasher.submit(_hash_mapping, digest, mm)
+                size = len(mm)
+                pos = self.data_offset
+                while pos < size:
+                    end = min(pos + self.block_bytes, size)
+                    if end < size:
+                        nl = mm.rfind(b"\n", pos, end)
+                        if nl < 0:
+                            nl = mm.find(b"\n", end)
+                        end = size if nl < 0 else nl + 1
+                    block = mm[pos:end]
+                    self.bytes_read = end
+                    pos = end
+                    yield block
+                hashing.result()
+        except OSError as e:
+            raise InputError(f"cannot read {self.path}: {e.strerror or e}") from None
+        self.sha256 = digest.hexdigest()
+
+    def _compressed_blocks(self) -> Iterator[bytes]:
+        raw, stream = self._open_text()
+        line = self.header_line + 1
+        try:
+            with stream:
+                _read_header_lines(stream, self.header_line)
+                while True:
+                    pieces: list[bytes] = []
+                    size = 0
+                    try:
+                        while size < self.block_bytes:
+                            piece = stream.read(min(1 << 20, self.block_bytes - size))
+                            if not piece:
+                                break
+                            pieces.append(piece)
+                            size += len(piece)
+                        if pieces and not pieces[-1].endswith(b"\n"):
+                            pieces.append(stream.readline())
+                    except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, OSError) as e:
+                        done = line - 1 + sum(p.count(b"\n") for p in pieces)
+                        raise InputError(
+                            f"{self.path}: the {self.compression} data are truncated or corrupt "
+                            f"after line {done}: {e}",
+                            hint="re-download or re-export the file",
+                        ) from None
+                    block = b"".join(pieces)
+                    self.bytes_read = raw.position
+                    if not block:
+                        break
+                    line += block.count(b"\n")
+                    yield block
+                raw.drain()
+        finally:
+            raw.close()
+        self.sha256 = raw.sha256.hexdigest()
+        self.bytes_read = raw.position
+
+
+def _hash_mapping(digest, mm: mmap.mmap, step: int = 16 << 20) -> None:
+    with memoryview(mm) as view:
+        for pos in range(0, len(mm), step):
+            with view[pos : pos + step] as piece:
+                digest.update(piece)
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.replace("-", "").replace("_", "").lower() in ("utf8", "ascii")
 
 
 def _to_utf8(block: bytes, encoding: str, path: Path, line: int) -> bytes:
@@ -275,7 +315,7 @@ def _to_utf8(block: bytes, encoding: str, path: Path, line: int) -> bytes:
         ) from None
     except LookupError:
         raise InputError(f"unknown encoding {encoding!r}") from None
-    if encoding.replace("-", "").replace("_", "").lower() in ("utf8", "ascii"):
+    if _is_utf8(encoding):
         return block
     return text.encode("utf-8")
 
@@ -317,10 +357,11 @@ def open_input(
     raw, stream = f._open_text()
     try:
         with stream:
-            header_bytes, header_line = b"", 0
+            header_bytes, header_line, offset = b"", 0, 0
             while not header_bytes.strip():
                 header_bytes = stream.readline(1 << 20)
                 header_line += 1
+                offset += len(header_bytes)
                 if not header_bytes:
                     raise InputError(f"{path} is empty (no header line)")
     except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, OSError) as e:
@@ -342,6 +383,7 @@ def open_input(
     f.header = _unique_names(names)
     f.delimiter = delimiter
     f.header_line = header_line
+    f.data_offset = offset
     return f
 
 
@@ -361,8 +403,9 @@ def _unique_names(names: list[str]) -> list[str]:
 # -- parsing one block ----------------------------------------------------------------------
 
 
-def _parse_block(block: bytes, header: list[str], delimiter: str, first_line: int) -> Chunk:
-    n_lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+def _parse_block(
+    block: bytes, header: list[str], delimiter: str, first_line: int, n_lines: int, path: Path
+) -> Chunk:
     if b'"' not in block:
         rows = _fast(block, header, delimiter)
         if rows is not None and rows.height == n_lines and _no_short_rows(rows, block, delimiter):
@@ -372,7 +415,19 @@ def _parse_block(block: bytes, header: list[str], delimiter: str, first_line: in
                 ),
                 _empty_malformed(),
             )
-    return _careful(block, header, delimiter, first_line)
+    # The careful path decodes lines in Python: check the bytes first (polars and pyarrow
+    # also refuse invalid UTF-8, but cannot say where).
+    _to_utf8(block, "utf-8", path, first_line)
+    try:
+        return _careful(block, header, delimiter, first_line)
+    except Exception as e:  # pyarrow's parse errors
+        import pyarrow as pa
+
+        if isinstance(e, pa.ArrowException):
+            raise InputError(
+                f"{path}: lines {first_line}–{first_line + n_lines - 1} cannot be parsed: {e}"
+            ) from None
+        raise
 
 
 def _no_short_rows(rows: pl.DataFrame, block: bytes, delimiter: str) -> bool:
