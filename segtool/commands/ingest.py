@@ -255,11 +255,124 @@ def pings(
     show_report(report, fmt)
 
 
-def stays() -> None:
-    """Ingest vendor stays (not yet implemented)."""
-    raise UsageError("`ingest stays` is not implemented yet")
+def stays(
+    files: Files,
+    lake: LakeOpt = Path(DEFAULT_LAKE),
+    id: IdCol = None,
+    start: Annotated[str | None, _col("start", "stay's start time")] = None,
+    end: Annotated[str | None, _col("end", "stay's end time")] = None,
+    lat: LatCol = None,
+    lon: LonCol = None,
+    n_pings: Annotated[str | None, _col("n_pings", "number of pings (optional)")] = None,
+    tz: Tz = None,
+    crs: Crs = None,
+    bbox: Bbox = None,
+    salt_file: SaltFile = None,
+    synthetic: Synthetic = False,
+    append: Append = False,
+    config: Config = None,
+    delimiter: Delimiter = None,
+    encoding: Encoding = None,
+    epoch_unit: EpochUnit = None,
+    fmt: Format = None,
+) -> None:
+    """Ingest vendor stays (stops: id, start, end, lat, lon) into the lake's `stays/`.
+
+    For vendors that deliver stops instead of pings. Times and coordinates are read as
+    for `ingest pings`; device ids are pseudonymised with the same key, so stays and pings
+    of one device match. Rejected rows (with reasons such as `end_before_start` or
+    `duplicate_stay`) go to `_rejects/stays/`.
+
+    **Examples**
+
+    ```
+    segtool ingest stays vendor/stops-2024-03.csv.gz --lake lake
+    segtool ingest stays stops.parquet --start arrival --end departure --tz UTC
+    segtool ingest stays city/stays.csv --synthetic --lake demo-lake
+    ```
+    """
+    from segtool.ingest.stays import StayParams, ingest_stays
+
+    conf = cols.load_config(config)
+    key = load_key(salt_file, synthetic)
+    params = StayParams(
+        id=id,
+        start=start,
+        end=end,
+        lat=lat,
+        lon=lon,
+        n_pings=n_pings,
+        crs=_crs(crs, conf),
+        bbox=parse_bbox(_opt(bbox, conf, "bbox", None)),
+        **_common(conf, tz, delimiter, encoding, epoch_unit),
+    )
+    report = ingest_stays(files, Lake(lake), params, key=key, config=conf, append=append)
+    show_report(report, fmt)
 
 
-def flows() -> None:
-    """Ingest aggregated flows (not yet implemented)."""
-    raise UsageError("`ingest flows` is not implemented yet")
+def flows(
+    files: Files,
+    lake: LakeOpt = Path(DEFAULT_LAKE),
+    origin: Annotated[str | None, _col("origin", "origin (area id or H3 cell)")] = None,
+    destination: Annotated[
+        str | None, _col("destination", "destination (area id or H3 cell)")
+    ] = None,
+    time: Annotated[str | None, _col("time", "start of the time bin (optional)")] = None,
+    slot: Annotated[str | None, _col("slot", "half-hour slot 0–47 (optional)")] = None,
+    daytype: Annotated[str | None, _col("daytype", "day type (optional)")] = None,
+    count: Annotated[str | None, _col("count", "count of people or trips")] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            help="A group column to keep (repeatable). Default: every column not used above.",
+            show_default=False,
+        ),
+    ] = None,
+    origin_kind: Annotated[
+        str, typer.Option("--origin-kind", help="auto, area (ids) or cell (H3).")
+    ] = "auto",
+    destination_kind: Annotated[
+        str, typer.Option("--destination-kind", help="auto, area (ids) or cell (H3).")
+    ] = "auto",
+    tz: Tz = None,
+    append: Append = False,
+    config: Config = None,
+    delimiter: Delimiter = None,
+    encoding: Encoding = None,
+    epoch_unit: EpochUnit = None,
+    fmt: Format = None,
+) -> None:
+    """Ingest aggregated flows (origin × destination × time × count) into `flows/`.
+
+    Mobile operators deliver mobility as counts: people from a home area seen in a
+    destination cell or area per time bin, often per group. Origins and destinations that
+    are H3 cells are stored as UInt64 `origin_cell` / `destination_cell`, area ids as
+    text `origin` / `destination`. Every other column is kept as a group column unless
+    `--group` names them. Rejected rows go to `_rejects/flows/`.
+
+    **Examples**
+
+    ```
+    segtool ingest flows operator/od-2024-03.csv --lake lake
+    segtool ingest flows od.csv --origin home_deso --destination cell --time hour --count n
+    segtool ingest flows od.parquet --slot slot --daytype daytype --group income_q
+    ```
+    """
+    from segtool.ingest.flows import FlowParams, ingest_flows
+
+    conf = cols.load_config(config)
+    params = FlowParams(
+        origin=origin,
+        destination=destination,
+        time=time,
+        slot=slot,
+        daytype=daytype,
+        count=count,
+        groups=tuple(group) if group else None,
+        origin_kind=origin_kind,
+        destination_kind=destination_kind,
+        **_common(conf, tz, delimiter, encoding, epoch_unit),
+    )
+    report = ingest_flows(files, Lake(lake), params, config=conf, append=append)
+    show_report(report, fmt)

@@ -64,7 +64,9 @@ class DatasetSpec:
     duplicate_reason: str
     partition: str | None
     # (rows, mapping, params, pseudonymiser) -> schema columns + partition + `reason` + `__line`
-    parse: Callable[[pl.DataFrame, dict[str, str], Any, Pseudonymiser], pl.DataFrame]
+    parse: Callable[[pl.DataFrame, dict[str, str], Any, Pseudonymiser | None], pl.DataFrame]
+    # a uniformly distributed UInt64 column to split big partitions by (None: never split)
+    slice_on: str | None = "device"
 
 
 @dataclass
@@ -382,16 +384,16 @@ def write_partitions(
             )
             n += sum(pl.scan_parquet(str(p)).select(pl.len()).collect().item() for p in old_files)
         lf = pl.concat(frames, how="vertical_relaxed")
-        k = max(1, math.ceil(n / slice_rows))
+        k = max(1, math.ceil(n / slice_rows)) if spec.slice_on else 1
         new_files = []
         for s in range(k):
             part_lf = lf
             if k > 1:
                 lo = (s << 64) // k
                 hi = ((s + 1) << 64) // k
-                cond = pl.col("device") >= pl.lit(lo, pl.UInt64)
+                cond = pl.col(spec.slice_on) >= pl.lit(lo, pl.UInt64)
                 if s < k - 1:
-                    cond = cond & (pl.col("device") < pl.lit(hi, pl.UInt64))
+                    cond = cond & (pl.col(spec.slice_on) < pl.lit(hi, pl.UInt64))
                 part_lf = lf.filter(cond)
             part = sort_and_mark(part_lf.collect(), spec)
             dup = part.filter(pl.col("__dup"))

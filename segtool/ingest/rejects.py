@@ -62,6 +62,7 @@ REASONS: dict[str, str] = {
     "duplicate_flow": "an exact duplicate of an earlier flow row (every field equal)",
     "empty_area": "the origin or destination is empty",
     "unparseable_slot": "the slot is not a whole number from 0 to 47",
+    "invalid_cell": "the origin or destination is not a valid H3 cell (in a column of H3 cells)",
 }
 
 # Every reject frame ends with these, after the dataset's own text columns and `fields`
