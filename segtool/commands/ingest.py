@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
+from rich.markup import escape
 
 from segtool import console
 from segtool.errors import UsageError
@@ -178,10 +179,12 @@ def show_report(report, fmt) -> None:
             )
         emit(wide, kind)
     console.info(
-        f"{report.dataset}: {report.rows_in:,} rows read = {report.rows_written:,} written "
-        f"+ {report.rows_rejected:,} rejected → {report.lake}/{report.dataset} "
-        f"({report.dataset_rows:,} rows, {report.partitions} partition(s) written); "
-        f"rejects in {report.lake}/_rejects/{report.dataset}"
+        escape(
+            f"{report.dataset}: {report.rows_in:,} rows read = {report.rows_written:,} written "
+            f"+ {report.rows_rejected:,} rejected → {report.lake}/{report.dataset} "
+            f"({report.dataset_rows:,} rows, {report.partitions} partition(s) written); "
+            f"rejects in {report.lake}/_rejects/{report.dataset}"
+        )
     )
 
 

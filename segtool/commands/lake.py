@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+from rich.markup import escape
 
 from segtool import console
 from segtool.lake import DEFAULT_LAKE, Lake
@@ -33,7 +34,7 @@ def info(lake: LakeOpt = Path(DEFAULT_LAKE), fmt: Format = None, output: Output 
     the_lake = Lake(lake)
     frame = lake_info(the_lake)
     if frame.height == 0:
-        console.note(f"the lake {str(the_lake.root)!r} holds no datasets yet")
+        console.note(escape(f"the lake {str(the_lake.root)!r} holds no datasets yet"))
     kind = resolve_format(fmt, output)
     if kind == "json":
         emit(frame, kind, output)

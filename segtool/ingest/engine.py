@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from rich.markup import escape
 
 from segtool import console
 from segtool.errors import InputError, UsageError
@@ -230,7 +231,11 @@ def reject_rows(
         .select(pl.concat_str(pl.all(), separator=delimiter or ","))
         .to_series()
     )
-    reason = reasons if isinstance(reasons, pl.Series) else pl.Series([reasons] * rows.height)
+    reason = (
+        reasons
+        if isinstance(reasons, pl.Series)
+        else pl.Series([reasons] * rows.height, dtype=pl.String)
+    )
     return pl.DataFrame(out).with_columns(
         pl.lit(source).alias("source_file"),
         rows[LINE].alias("line"),
@@ -344,7 +349,7 @@ def sort_and_mark(part: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
     part = part.sort(head)
     tie = pl.all_horizontal(pl.col(c) == pl.col(c).shift(1) for c in head).fill_null(False)
     cand = part.select((tie | tie.shift(-1)).fill_null(False)).to_series()
-    dup = pl.Series("__dup", [False] * part.height)
+    dup = pl.Series("__dup", [False] * part.height, dtype=pl.Boolean)
     if cand.any():
         idx = cand.arg_true()
         sub = part[idx].sort([*spec.sort_by, FILE, LINE])
@@ -373,14 +378,16 @@ def write_partitions(
         target = _partition_dir(out, spec.partition, key)
         target.mkdir(parents=True, exist_ok=True)
         old_files = sorted(target.glob("*.parquet")) if merge_existing else []
-        frames = [pl.scan_ipc([str(p) for p in spool.files[key]])]
+        frames = [pl.scan_ipc([str(p) for p in spool.files[key]]).select(*data_cols, FILE, LINE)]
         n = spool.rows[key]
         if old_files:
             frames.insert(
                 0,
-                pl.scan_parquet([str(p) for p in old_files], hive_partitioning=False)
-                .select(data_cols)
-                .with_columns(pl.lit(-1, pl.Int32).alias(FILE), pl.lit(0, pl.UInt64).alias(LINE)),
+                pl.scan_parquet([str(p) for p in old_files], hive_partitioning=False).select(
+                    *(pl.col(c).cast(t) for c, t in spec.schema.items()),
+                    pl.lit(-1, pl.Int32).alias(FILE),
+                    pl.lit(0, pl.UInt64).alias(LINE),
+                ),
             )
             n += sum(pl.scan_parquet(str(p)).select(pl.len()).collect().item() for p in old_files)
         lf = pl.concat(frames, how="vertical_relaxed")
@@ -525,7 +532,9 @@ def _first_pass(opened, reports, spec, params, pseudo, spool, writer) -> None:
                 bar.update(
                     task,
                     completed=done + f.bytes_read,
-                    description=f"reading {spec.name}: {f.path.name} ({f.rows_read:,} rows)",
+                    description=escape(
+                        f"reading {spec.name}: {f.path.name} ({f.rows_read:,} rows)"
+                    ),
                 )
             done += f.size
             rep.rows_in = f.rows_read + f.malformed_read

@@ -167,8 +167,8 @@ def parse_flows(
 ) -> pl.DataFrame:
     """One batch of flow rows → typed flows + `reason` (null when kept) + `__line`."""
     out: dict[str, pl.Series] = {}
-    empty = pl.Series([False] * rows.height)
-    invalid = pl.Series([False] * rows.height)
+    empty = pl.Series([False] * rows.height, dtype=pl.Boolean)
+    invalid = pl.Series([False] * rows.height, dtype=pl.Boolean)
     for end in ("origin", "destination"):
         raw = rows[mapping[end]]
         given = fields.present(raw)
@@ -179,7 +179,7 @@ def parse_flows(
             out[f"{end}_cell"] = cell
         else:
             out[end] = raw.cast(pl.String).str.strip_chars()
-    bad_time = pl.Series([False] * rows.height)
+    bad_time = pl.Series([False] * rows.height, dtype=pl.Boolean)
     if "time" in mapping:
         t = rows[mapping["time"]]
         start = rows.select(
@@ -188,7 +188,7 @@ def parse_flows(
         start = repair(t, start, params.tz, params.epoch_unit)
         out["start"] = start
         bad_time = start.is_null()
-    bad_slot = pl.Series([False] * rows.height)
+    bad_slot = pl.Series([False] * rows.height, dtype=pl.Boolean)
     if "slot" in mapping:
         slot = _slot(rows[mapping["slot"]])
         out["slot"] = slot

@@ -94,7 +94,7 @@ def parse_pings(
     lat, lon = fields.to_lat_lon(y, x, params.crs)
     has_id = fields.present(rows[c_id])
     acc = parsed["accuracy_m"]
-    bad_acc = pl.Series([False] * rows.height)
+    bad_acc = pl.Series([False] * rows.height, dtype=pl.Boolean)
     if c_acc:
         acc = fields.repair_float(rows[c_acc], acc)
         suspect = acc.is_null() | acc.is_nan() | (acc < 0)

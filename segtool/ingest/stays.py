@@ -88,7 +88,7 @@ def parse_stays(
     x = fields.repair_float(rows[c_lon], parsed["x"])
     lat, lon = fields.to_lat_lon(y, x, params.crs)
     n = parsed["n"]
-    bad_n = pl.Series([False] * rows.height)
+    bad_n = pl.Series([False] * rows.height, dtype=pl.Boolean)
     if c_n:
         n = fields.repair_float(rows[c_n], n)
         suspect = n.is_null() | ~n.is_finite().fill_null(False) | (n < 0) | (n != n.round(0))
