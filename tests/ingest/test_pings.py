@@ -404,9 +404,12 @@ def test_append_adds_refuses_repeats_and_matches_one_shot(cli, write, tmp_path, 
     # the appended dataset holds the same bytes as one run over both files
     one = tmp_path / "one"
     assert cli("ingest", "pings", a, b, "--lake", one).code == 0
-    parts = lambda root: {
-        k: v for k, v in helpers.tree_bytes(root / "pings").items() if k.endswith(".parquet")
-    }  # noqa: E731
+
+    def parts(root):
+        return {
+            k: v for k, v in helpers.tree_bytes(root / "pings").items() if k.endswith(".parquet")
+        }  # noqa: E731
+
     assert parts(lake) == parts(one)
 
 
