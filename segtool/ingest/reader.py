@@ -218,14 +218,46 @@ class InputFile:
                 hint="pass --delimiter to name the delimiter",
             )
 
-    def _blocks(self) -> Iterator[bytes]:
+    def rows_at(self, wanted: np.ndarray) -> Iterator[pl.DataFrame]:
+        """Read again the rows at the given line (row) numbers — sorted, all well formed —
+        as text fields with `__line`. Only the blocks holding them are parsed."""
+        wanted = np.asarray(wanted, dtype=np.uint64)
+        if self.kind == "parquet":
+            frame = (
+                pl.scan_parquet(self.path)
+                .with_row_index(LINE, offset=1)
+                .filter(pl.col(LINE).is_in(pl.Series(wanted).implode()))
+                .collect()
+            )
+            yield frame.select(pl.exclude(LINE), pl.col(LINE).cast(pl.UInt64))
+            return
+        line = self.header_line + 1
+        for block in self._blocks(with_hash=False):
+            if not _is_utf8(self.encoding):
+                block = _to_utf8(block, self.encoding, self.path, line)
+            n = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+            lo, hi = np.searchsorted(wanted, [line, line + n])
+            if hi > lo:
+                index = _LineIndex(block, line)
+                mask = np.zeros(n, dtype=bool)
+                mask[(wanted[lo:hi] - line).astype(np.int64)] = True
+                sub = index.keep(mask, block)
+                chunk = _parse_block(sub, self.header, self.delimiter, 1, int(hi - lo), self.path)
+                if chunk.malformed.height or chunk.rows.height != hi - lo:  # pragma: no cover
+                    raise AssertionError(f"{self.path}: lines read again do not parse alike")
+                yield chunk.rows.with_columns(pl.Series(LINE, wanted[lo:hi], dtype=pl.UInt64))
+            line += n
+            if line > wanted[-1]:
+                break
+
+    def _blocks(self, with_hash: bool = True) -> Iterator[bytes]:
         """The data lines (after the header) in blocks of whole lines; sets `sha256`."""
         if self.compression is None:
-            yield from self._plain_blocks()
+            yield from self._plain_blocks(with_hash)
         else:
             yield from self._compressed_blocks()
 
-    def _plain_blocks(self) -> Iterator[bytes]:
+    def _plain_blocks(self, with_hash: bool = True) -> Iterator[bytes]:
         # The file is memory-mapped: one copy per block (the bytes polars parses); the
         # content hash runs in a thread over the mapping (hashlib releases the GIL).
         digest = hashlib.sha256()
@@ -235,7 +267,7 @@ class InputFile:
                 mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm,
                 ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher,
             ):
-                hashing = hasher.submit(_hash_mapping, digest, mm)
+                hashing = hasher.submit(_hash_mapping, digest, mm) if with_hash else None
                 size = len(mm)
                 pos = self.data_offset
                 while pos < size:
@@ -249,10 +281,12 @@ class InputFile:
                     self.bytes_read = end
                     pos = end
                     yield block
-                hashing.result()
+                if hashing is not None:
+                    hashing.result()
         except OSError as e:
             raise InputError(f"cannot read {self.path}: {e.strerror or e}") from None
-        self.sha256 = digest.hexdigest()
+        if with_hash:
+            self.sha256 = digest.hexdigest()
 
     def _compressed_blocks(self) -> Iterator[bytes]:
         raw, stream = self._open_text()
@@ -406,20 +440,45 @@ def _unique_names(names: list[str]) -> list[str]:
 def _parse_block(
     block: bytes, header: list[str], delimiter: str, first_line: int, n_lines: int, path: Path
 ) -> Chunk:
+    rows = None
     if b'"' not in block:
         rows = _fast(block, header, delimiter)
-        if rows is not None and rows.height == n_lines and _no_short_rows(rows, block, delimiter):
-            return Chunk(
-                rows.with_columns(
-                    pl.int_range(first_line, first_line + n_lines, dtype=pl.UInt64).alias(LINE)
-                ),
-                _empty_malformed(),
-            )
-    # The careful path decodes lines in Python: check the bytes first (polars and pyarrow
-    # also refuse invalid UTF-8, but cannot say where).
+        # polars fills missing trailing fields (short rows, blank lines) with "": when the
+        # last column holds no empty value, every line had all its fields.
+        # A line with too many fields makes polars refuse the block — except when the extra
+        # fields are empty (a trailing delimiter), which the delimiter total gives away.
+        delimiters = block.count(delimiter.encode())
+        if rows is not None and rows.height == n_lines:
+            last = rows.to_series(rows.width - 1)
+            suspects = last.str.len_bytes() == 0
+            if not suspects.any():
+                if delimiters == n_lines * (len(header) - 1):
+                    return Chunk(_numbered(rows, first_line, n_lines), _empty_malformed())
+                rows = None
+        else:
+            rows = None
+    # The slower paths decode malformed lines in Python: check the bytes first (polars
+    # and pyarrow also refuse invalid UTF-8, but cannot say where).
     _to_utf8(block, "utf-8", path, first_line)
+    lines = _LineIndex(block, first_line)
+    if rows is not None:
+        # polars read every line: only the suspects (empty last field) may be short rows
+        # or blank lines; count their delimiters and drop those that are.
+        cand = suspects.arg_true().to_numpy()
+        counts = lines.count_in(ord(delimiter), cand, block)
+        if delimiters != (n_lines - cand.size) * (len(header) - 1) + counts.sum():
+            return _unquoted(block, lines, header, delimiter)  # some other line is too long
+        bad_at = cand[(counts != len(header) - 1) & ~lines.blank[cand]]
+        drop = np.zeros(n_lines, dtype=bool)
+        drop[cand[(counts != len(header) - 1) | lines.blank[cand]]] = True
+        bad = np.zeros(n_lines, dtype=bool)
+        bad[bad_at] = True
+        rows = _numbered(rows, first_line, n_lines).filter(pl.Series(~drop))
+        return Chunk(rows, _malformed(lines.numbers[bad], lines.texts(bad, block)))
+    if b'"' not in block:
+        return _unquoted(block, lines, header, delimiter)
     try:
-        return _careful(block, header, delimiter, first_line)
+        return _quoted(block, lines, header, delimiter)
     except Exception as e:  # pyarrow's parse errors
         import pyarrow as pa
 
@@ -430,19 +489,84 @@ def _parse_block(
         raise
 
 
-def _no_short_rows(rows: pl.DataFrame, block: bytes, delimiter: str) -> bool:
-    """polars fills missing trailing fields (and blank lines) with "": when the last column
-    has no empty value there is no short row; otherwise count the delimiters exactly."""
-    last = rows.to_series(rows.width - 1)
-    if not (last.str.len_bytes() == 0).any():
-        return True
-    blank = (
-        block.startswith((b"\n", b"\r\n"))
-        or b"\n\n" in block
-        or b"\n\r\n" in block
-        or block.endswith(b"\n\r")
-    )
-    return not blank and block.count(delimiter.encode()) == rows.height * (rows.width - 1)
+def _numbered(rows: pl.DataFrame, first_line: int, n: int) -> pl.DataFrame:
+    return rows.with_columns(pl.int_range(first_line, first_line + n, dtype=pl.UInt64).alias(LINE))
+
+
+class _LineIndex:
+    """Where each line of a block starts and stops (without its \\r\\n), vectorised."""
+
+    def __init__(self, block: bytes, first_line: int):
+        self.buf = np.frombuffer(block, dtype=np.uint8)
+        ends = np.flatnonzero(self.buf == 10)
+        if ends.size == 0 or ends[-1] != self.buf.size - 1:
+            ends = np.append(ends, self.buf.size)
+        self.ends = ends  # position of each line's \n (or the block's end)
+        self.starts = np.concatenate(([0], ends[:-1] + 1))
+        stop = ends.copy()
+        has_cr = (stop > self.starts) & (self.buf[np.maximum(stop - 1, 0)] == 13)
+        self.stops = stop - has_cr
+        self.numbers = np.arange(first_line, first_line + ends.size, dtype=np.uint64)
+        self.blank = self.stops == self.starts
+
+    def count(self, byte: int) -> np.ndarray:
+        """How many times `byte` occurs in each line."""
+        at = np.flatnonzero(self.buf == byte)
+        return np.searchsorted(at, self.stops) - np.searchsorted(at, self.starts)
+
+    def count_in(self, byte: int, lines: np.ndarray, block: bytes) -> np.ndarray:
+        """How many times `byte` occurs in each of the given lines."""
+        if lines.size > 20_000:
+            return self.count(byte)[lines]
+        b = bytes([byte])
+        return np.array(
+            [
+                block.count(b, a, z)
+                for a, z in zip(
+                    self.starts[lines].tolist(), self.stops[lines].tolist(), strict=True
+                )
+            ],
+            dtype=np.int64,
+        )
+
+    def texts(self, mask: np.ndarray, block: bytes) -> list[str]:
+        return [
+            block[a:b].decode("utf-8")
+            for a, b in zip(self.starts[mask], self.stops[mask], strict=True)
+        ]
+
+    def keep(self, mask: np.ndarray, block: bytes) -> bytes:
+        """The block with only the lines in `mask` (each with its line end)."""
+        if mask.all():
+            return block
+        # byte ranges of the runs of kept lines, joined
+        edges = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
+        first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+        return b"".join(
+            block[a : b + 1]
+            for a, b in zip(self.starts[first].tolist(), self.ends[last].tolist(), strict=True)
+        )
+
+
+def _malformed(numbers: np.ndarray, texts: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {LINE: pl.Series(numbers, dtype=pl.UInt64), TEXT: pl.Series(texts, dtype=pl.String)}
+    ).sort(LINE)
+
+
+def _unquoted(block: bytes, lines: _LineIndex, header: list[str], delimiter: str) -> Chunk:
+    """Without quotes a line is well formed iff it holds (fields − 1) delimiters: count
+    them per line, set the others aside, and parse the rest with polars."""
+    good = ~lines.blank & (lines.count(ord(delimiter)) == len(header) - 1)
+    bad = ~lines.blank & ~good
+    kept = lines.keep(good, block)
+    rows = _fast(kept, header, delimiter) if good.any() else None
+    if rows is None:
+        rows = pl.DataFrame(schema={h: pl.String for h in header})
+    if rows.height != int(good.sum()):  # pragma: no cover - polars contract
+        raise AssertionError("polars returned an unexpected number of rows")
+    rows = rows.with_columns(pl.Series(LINE, lines.numbers[good], dtype=pl.UInt64))
+    return Chunk(rows, _malformed(lines.numbers[bad], lines.texts(bad, block)))
 
 
 def _fast(block: bytes, header: list[str], delimiter: str) -> pl.DataFrame | None:
@@ -460,37 +584,18 @@ def _fast(block: bytes, header: list[str], delimiter: str) -> pl.DataFrame | Non
         return None
 
 
-def _careful(block: bytes, header: list[str], delimiter: str, first_line: int) -> Chunk:
+def _quoted(block: bytes, lines: _LineIndex, header: list[str], delimiter: str) -> Chunk:
+    """Quoted fields: lines with an odd number of quotes are malformed (a quote left
+    open); pyarrow parses the rest (RFC 4180) and reports lines with the wrong field count."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    buf = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    if ends.size == 0 or ends[-1] != buf.size - 1:
-        ends = np.append(ends, buf.size)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    line_no = np.arange(first_line, first_line + ends.size, dtype=np.uint64)
-    # content length without the trailing \r
-    stop = ends.copy()
-    has_cr = (stop > starts) & (buf[np.maximum(stop - 1, 0)] == 13)
-    stop = stop - has_cr
-    blank = stop == starts
-    quote_at = np.flatnonzero(buf == 34)
-    n_quotes = np.searchsorted(quote_at, stop) - np.searchsorted(quote_at, starts)
-    odd = (n_quotes % 2 == 1) & ~blank
-    keep = ~blank & ~odd
-
-    def texts(mask: np.ndarray) -> list[str]:
-        return [block[s:e].decode("utf-8") for s, e in zip(starts[mask], stop[mask], strict=True)]
-
-    bad_lines = [line_no[odd]]
-    bad_texts = texts(odd)
-    kept_lines = line_no[keep]
-    if keep.all() or not keep.any():
-        data = block if keep.all() else b""
-    else:
-        byte_mask = np.repeat(keep, ends - starts + 1)[: buf.size]
-        data = buf[byte_mask].tobytes()
+    odd = (lines.count(34) % 2 == 1) & ~lines.blank
+    keep = ~lines.blank & ~odd
+    bad_lines = [lines.numbers[odd]]
+    bad_texts = lines.texts(odd, block)
+    kept_lines = lines.numbers[keep]
+    data = lines.keep(keep, block) if keep.any() else b""
     columns = [f"c{i}" for i in range(len(header))]
     invalid: list[tuple[int, str]] = []
 
@@ -523,7 +628,7 @@ def _careful(block: bytes, header: list[str], delimiter: str, first_line: int) -
     if data:
         table = read(True)
         if invalid and any(n is None for n, _ in invalid):
-            table = read(False)
+            table = read(False)  # line numbers of invalid rows are known single-threaded
         rows = pl.from_arrow(table)
         assert isinstance(rows, pl.DataFrame)
         rows.columns = header
@@ -539,10 +644,4 @@ def _careful(block: bytes, header: list[str], delimiter: str, first_line: int) -
         rows = rows.with_columns(pl.Series(LINE, kept_lines, dtype=pl.UInt64))
     else:
         rows = pl.DataFrame(schema={**{h: pl.String for h in header}, LINE: pl.UInt64})
-    malformed = pl.DataFrame(
-        {
-            LINE: pl.Series(np.concatenate(bad_lines), dtype=pl.UInt64),
-            TEXT: pl.Series(bad_texts, dtype=pl.String),
-        }
-    ).sort(LINE)
-    return Chunk(rows, malformed)
+    return Chunk(rows, _malformed(np.concatenate(bad_lines), bad_texts))
