@@ -24,8 +24,11 @@ import glob
 import math
 import os
 import shutil
+import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,8 @@ from segtool.lake import Lake, Manifest, sha256_file
 
 FILE = "__file"
 REASON = "reason"
-SLICE_ROWS = 8_000_000
+SLICE_ROWS = 3_000_000  # rows sorted and written at once (bounds memory in the second pass)
+WORKERS = 2  # batches parsed at once in the first pass
 _NUMBER_OR_TIME = (
     r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|\d{4}-\d\d-\d\d[ T0-9:.,+\-Zz]*)?\s*$"
 )
@@ -300,17 +304,22 @@ def malformed_rows(
 
 
 class Spool:
-    """Parsed rows, kept as Arrow IPC files per partition until every input is read."""
+    """Parsed rows, kept as Arrow IPC files per partition until every input is read.
+    Thread-safe; files are listed in batch order whatever order the threads finish in."""
 
     def __init__(self, root: Path, partition: str | None):
         self.root = root
         self.partition = partition
-        self.files: dict[Any, list[Path]] = {}
+        self._files: dict[Any, list[tuple[int, Path]]] = {}
         self.rows: dict[Any, int] = {}
-        self._n = 0
+        self._lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
 
-    def add(self, frame: pl.DataFrame) -> None:
+    @property
+    def files(self) -> dict[Any, list[Path]]:
+        return {k: [p for _, p in sorted(v)] for k, v in self._files.items()}
+
+    def add(self, frame: pl.DataFrame, seq: int = 0) -> None:
         if frame.height == 0:
             return
         if self.partition is None:
@@ -322,12 +331,12 @@ class Spool:
                     self.partition, as_dict=True, include_key=False, maintain_order=True
                 ).items()
             }
-        for key, part in parts.items():
-            path = self.root / f"{self._n}.arrow"
-            self._n += 1
+        for n, (key, part) in enumerate(parts.items()):
+            path = self.root / f"{seq}-{n}.arrow"
             part.write_ipc(path, compression="uncompressed")
-            self.files.setdefault(key, []).append(path)
-            self.rows[key] = self.rows.get(key, 0) + part.height
+            with self._lock:
+                self._files.setdefault(key, []).append((seq, path))
+                self.rows[key] = self.rows.get(key, 0) + part.height
 
 
 def _partition_dir(out: Path, partition: str | None, key: Any) -> Path:
@@ -412,11 +421,12 @@ def write_partitions(
     written: dict[int, int] = {}
     dups: list[pl.DataFrame] = []
     data_cols = list(spec.schema)
-    for key in sorted(spool.files, key=lambda k: (k is None, k)):
+    spooled = spool.files
+    for key in sorted(spooled, key=lambda k: (k is None, k)):
         target = _partition_dir(out, spec.partition, key)
         target.mkdir(parents=True, exist_ok=True)
         old_files = sorted(target.glob("*.parquet")) if merge_existing else []
-        frames = [pl.scan_ipc([str(p) for p in spool.files[key]]).select(*data_cols, FILE, LINE)]
+        frames = [pl.scan_ipc([str(p) for p in spooled[key]]).select(*data_cols, FILE, LINE)]
         n = spool.rows[key]
         if old_files:
             frames.insert(
@@ -460,7 +470,7 @@ def write_partitions(
         if dups
         else pl.DataFrame(schema={FILE: pl.Int32, LINE: pl.UInt64})
     )
-    return written, dup_frame, len(spool.files)
+    return written, dup_frame, len(spooled)
 
 
 # -- the driver -------------------------------------------------------------------------------
@@ -531,42 +541,30 @@ def ingest(
 
 
 def _first_pass(opened, reports, spec, params, pseudo, spool, writer) -> None:
+    """Read every file and parse its batches. The main thread reads (file I/O and polars'
+    CSV parser); up to WORKERS batches are parsed, pseudonymised and spooled at once in
+    worker threads (polars releases the GIL), and their rejects are written in input
+    order, so the output does not depend on thread timing."""
     total = sum(f.size for f, _ in opened)
     done = 0
-    with console.progress() as bar:
+    pending: deque[tuple[int, Future]] = deque()
+
+    def drain(limit: int) -> None:
+        while len(pending) > limit:
+            i, future = pending.popleft()
+            for rej in future.result():
+                _count(reports[i], rej)
+                writer.add(rej)
+
+    with console.progress() as bar, ThreadPoolExecutor(WORKERS, "parse") as pool:
         task = bar.add_task(f"reading {spec.name}", total=total)
+        seq = 0
         for i, (f, mapping) in enumerate(opened):
-            rep = reports[i]
             for chunk in f.chunks():
-                if chunk.rows.height:
-                    parsed = spec.parse(chunk.rows, mapping, params, pseudo)
-                    bad = parsed[REASON].is_not_null()
-                    good = parsed.filter(~bad).drop(REASON)
-                    spool.add(good.with_columns(pl.lit(i, pl.Int32).alias(FILE)))
-                    if bad.any():
-                        rej = reject_rows(
-                            chunk.rows.filter(bad),
-                            parsed[REASON].filter(bad),
-                            mapping,
-                            spec,
-                            pseudo,
-                            rep.path,
-                            f.delimiter,
-                        )
-                        _count(rep, rej)
-                        writer.add(rej)
-                if chunk.malformed.height:
-                    rej = malformed_rows(
-                        chunk.malformed,
-                        f.header,
-                        mapping,
-                        spec,
-                        pseudo,
-                        rep.path,
-                        f.delimiter or ",",
-                    )
-                    _count(rep, rej)
-                    writer.add(rej)
+                job = (chunk, i, seq, f, mapping, reports[i].path, spec, params, pseudo, spool)
+                pending.append((i, pool.submit(_process_chunk, *job)))
+                seq += 1
+                drain(WORKERS)
                 bar.update(
                     task,
                     completed=done + f.bytes_read,
@@ -574,9 +572,42 @@ def _first_pass(opened, reports, spec, params, pseudo, spool, writer) -> None:
                         f"reading {spec.name}: {f.path.name} ({f.rows_read:,} rows)"
                     ),
                 )
+            drain(0)
             done += f.size
-            rep.rows_in = f.rows_read + f.malformed_read
-            rep.sha256 = f.sha256 or ""
+            reports[i].rows_in = f.rows_read + f.malformed_read
+            reports[i].sha256 = f.sha256 or ""
+
+
+def _process_chunk(
+    chunk, i, seq, f, mapping, source, spec, params, pseudo, spool
+) -> list[pl.DataFrame]:
+    """Parse one batch: good rows to the spool; returns its reject frames."""
+    rejects = []
+    if chunk.rows.height:
+        parsed = spec.parse(chunk.rows, mapping, params, pseudo)
+        bad = parsed[REASON].is_not_null()
+        spool.add(
+            parsed.filter(~bad).drop(REASON).with_columns(pl.lit(i, pl.Int32).alias(FILE)), seq
+        )
+        if bad.any():
+            rejects.append(
+                reject_rows(
+                    chunk.rows.filter(bad),
+                    parsed[REASON].filter(bad),
+                    mapping,
+                    spec,
+                    pseudo,
+                    source,
+                    f.delimiter,
+                )
+            )
+    if chunk.malformed.height:
+        rejects.append(
+            malformed_rows(
+                chunk.malformed, f.header, mapping, spec, pseudo, source, f.delimiter or ","
+            )
+        )
+    return rejects
 
 
 def _count(rep: FileReport, rej: pl.DataFrame) -> None:

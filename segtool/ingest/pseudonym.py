@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,7 @@ class Pseudonymiser:
     def __init__(self, key: Key | bytes):
         self._key = key.secret if isinstance(key, Key) else key
         self._known = pl.DataFrame(schema={"raw": pl.String, "pseudonym": pl.UInt64})
+        self._lock = threading.Lock()
 
     def hash_series(self, ids: pl.Series) -> pl.Series:
         if ids.dtype != pl.String:
@@ -117,9 +119,12 @@ class Pseudonymiser:
                 .join(new, on="raw", how="left", maintain_order="left")
             )
             out = out.scatter(idx, found["pseudonym"])
-            if self._known.height > _CACHE_LIMIT:
-                self._known = self._known.clear()
-            self._known = pl.concat([self._known, new], rechunk=True)
+            with self._lock:  # batches are hashed in several threads
+                known = self._known
+                if known.height > _CACHE_LIMIT:
+                    known = known.clear()
+                added = new.join(known, on="raw", how="anti")
+                self._known = pl.concat([known, added], rechunk=True)
         return out.rename(ids.name)
 
     def _hash_distinct(self, distinct: pl.Series) -> pl.DataFrame:

@@ -6,19 +6,28 @@ header among `,` `;` tab `|` unless given). Every data row carries `__line`: its
 physical line in the (decompressed) text, the header being line 1 — or its 1-based row
 number in a Parquet file.
 
-How a text file is read, in blocks of whole lines (64 MB by default, so memory stays
+How a text file is read, in blocks of whole lines (16 MB by default, so memory stays
 bounded whatever the file size):
 
-- *fast path* — a block without quote characters or blank lines whose delimiter count is
-  exactly (fields − 1) per line is parsed by polars' multi-threaded CSV reader, all
-  columns as text;
-- *careful path* — any other block: lines with an odd number of `"` (an unclosed quote)
-  are malformed; the rest are parsed by pyarrow's CSV reader (RFC 4180 quoting, `""`
-  escapes) whose invalid-row handler reports each line with the wrong number of fields.
-  Quoted values may not contain line breaks (each physical line is one row).
+- *fast path* — a block without quote characters goes to polars' multi-threaded CSV
+  reader, all columns as text. polars fills the missing fields of a short line (and a
+  blank line) with "", so when the last column holds no empty value and the block holds
+  exactly (fields − 1) delimiters per line, every line was well formed;
+- *suspects* — otherwise only the lines whose last field came out empty are checked: their
+  delimiters are counted (numpy over the block's line offsets) and the short or blank
+  ones are dropped from polars' result — no second parse;
+- *numpy path* — a block with a line that has too many fields (polars refuses it): the
+  delimiters of every line are counted, malformed lines set aside, and polars parses the
+  well-formed rest;
+- *quoted path* — a block with `"`: lines with an odd number of quotes (a quote left open)
+  are malformed; pyarrow's CSV reader parses the rest (RFC 4180 quoting, `""` escapes)
+  and its invalid-row handler reports each line with the wrong number of fields. Quoted
+  values may not contain line breaks (each physical line is one row).
 
-Blank lines are not rows (they are skipped and not counted). A malformed line — wrong
-field count or unclosed quote — is returned as text in `Chunk.malformed`, never parsed.
+The paths agree line for line (a property test checks them against each other and a
+plain-Python oracle). Blank lines are not rows (they are skipped and not counted). A
+malformed line — wrong field count or unclosed quote — is returned as text in
+`Chunk.malformed`, never parsed.
 
 Broken files raise `InputError` naming the file (and the line when known): empty files,
 a header without rows, truncated or corrupt compressed data, bytes that are not valid in
@@ -34,7 +43,6 @@ import gzip
 import hashlib
 import io
 import lzma
-import mmap
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +56,7 @@ from segtool.errors import InputError
 
 LINE = "__line"
 TEXT = "__text"
-BLOCK_BYTES = 64 << 20
+BLOCK_BYTES = 16 << 20
 PARQUET_BATCH_ROWS = 1_000_000
 DELIMITERS = (",", ";", "\t", "|")
 
@@ -258,31 +266,36 @@ class InputFile:
             yield from self._compressed_blocks()
 
     def _plain_blocks(self, with_hash: bool = True) -> Iterator[bytes]:
-        # The file is memory-mapped: one copy per block (the bytes polars parses); the
-        # content hash runs in a thread over the mapping (hashlib releases the GIL).
+        # One read per block; the content hash of each read runs in a thread (hashlib
+        # releases the GIL) while polars parses. (A memory map would count the whole file
+        # in the resident set.)
         digest = hashlib.sha256()
+        skip = self.data_offset
+        carry = b""
         try:
             with (
-                open(self.path, "rb") as f,
-                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm,
+                open(self.path, "rb", buffering=0) as f,
                 ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher,
             ):
-                hashing = hasher.submit(_hash_mapping, digest, mm) if with_hash else None
-                size = len(mm)
-                pos = self.data_offset
-                while pos < size:
-                    end = min(pos + self.block_bytes, size)
-                    if end < size:
-                        nl = mm.rfind(b"\n", pos, end)
-                        if nl < 0:
-                            nl = mm.find(b"\n", end)
-                        end = size if nl < 0 else nl + 1
-                    block = mm[pos:end]
-                    self.bytes_read = end
-                    pos = end
+                while buf := f.read(self.block_bytes):
+                    if with_hash:
+                        hasher.submit(digest.update, buf)
+                    self.bytes_read += len(buf)
+                    view = memoryview(buf)[min(skip, len(buf)) :]
+                    skip = max(0, skip - len(buf))
+                    cut = buf.rfind(b"\n") + 1 - (len(buf) - len(view))
+                    if cut <= 0:
+                        carry += bytes(view)
+                        continue
+                    if carry or cut < len(view) or len(view) < len(buf):
+                        block = b"".join((carry, view[:cut]))
+                    else:
+                        block = buf  # the whole read, no copy
+                    carry = bytes(view[cut:])
+                    del view
                     yield block
-                if hashing is not None:
-                    hashing.result()
+                if carry:
+                    yield carry
         except OSError as e:
             raise InputError(f"cannot read {self.path}: {e.strerror or e}") from None
         if with_hash:
@@ -324,13 +337,6 @@ class InputFile:
             raw.close()
         self.sha256 = raw.sha256.hexdigest()
         self.bytes_read = raw.position
-
-
-def _hash_mapping(digest, mm: mmap.mmap, step: int = 16 << 20) -> None:
-    with memoryview(mm) as view:
-        for pos in range(0, len(mm), step):
-            with view[pos : pos + step] as piece:
-                digest.update(piece)
 
 
 def _is_utf8(encoding: str) -> bool:
