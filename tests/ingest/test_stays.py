@@ -70,3 +70,21 @@ def test_stays_n_pings_crs_and_bbox(cli, write, lake_dir, helpers):
     assert abs(stays["lat"][0] - 59.3275) < 1e-6
     rej = helpers.read(lake_dir, "_rejects/stays").sort("line")
     assert rej["reason"].to_list() == ["unparseable_count", "outside_bbox"]
+
+
+def test_stays_append_accumulates_and_refuses_repeats(cli, write, lake_dir, helpers):
+    a = write("a.csv", HEADER + "\ndev-a,2024-03-04T08:00:00Z,2024-03-04T09:00:00Z,59.33,18.06\n")
+    b = write(
+        "b.csv",
+        HEADER
+        + "\ndev-a,2024-03-04T08:00:00Z,2024-03-04T09:00:00Z,59.33,18.06"  # already in the lake
+        + "\ndev-b,2024-03-04T10:00:00Z,2024-03-04T11:00:00Z,59.34,18.07\n",
+    )
+    assert cli("ingest", "stays", a, "--lake", lake_dir).code == 0
+    assert cli("ingest", "stays", b, "--lake", lake_dir, "--append").code == 0
+    assert helpers.read(lake_dir, "stays").height == 2
+    assert helpers.read(lake_dir, "_rejects/stays")["reason"].to_list() == ["duplicate_stay"]
+    m = json.loads((lake_dir / "stays" / "_manifest.json").read_text())
+    assert (m["rows_in"], m["rows_written"], m["rows_rejected"]) == (3, 2, 1)
+    r = cli("ingest", "stays", b, "--lake", lake_dir, "--append")
+    assert r.code == 1 and "already ingested" in r.err
