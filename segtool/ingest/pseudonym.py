@@ -129,11 +129,18 @@ class Pseudonymiser:
 
     def _hash_distinct(self, distinct: pl.Series) -> pl.DataFrame:
         key = self._key
+        raws = distinct.to_list()
         values = [
             int.from_bytes(hmac.digest(key, raw.encode("utf-8"), "sha256")[:8], "big")
-            for raw in distinct.to_list()
+            for raw in raws
         ]
-        return pl.DataFrame({"raw": distinct, "pseudonym": pl.Series(values, dtype=pl.UInt64)})
+        # new strings (not views into the batch, which the cache would keep alive)
+        return pl.DataFrame(
+            {
+                "raw": pl.Series(raws, dtype=pl.String),
+                "pseudonym": pl.Series(values, dtype=pl.UInt64),
+            }
+        )
 
     def hash_text(self, ids: pl.Series) -> pl.Series:
         """Pseudonyms as decimal text (how rejects carry them)."""

@@ -277,9 +277,12 @@ class InputFile:
                 open(self.path, "rb", buffering=0) as f,
                 ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher,
             ):
+                hashing = None
                 while buf := f.read(self.block_bytes):
                     if with_hash:
-                        hasher.submit(digest.update, buf)
+                        if hashing is not None:
+                            hashing.result()  # at most one block waits to be hashed
+                        hashing = hasher.submit(digest.update, buf)
                     self.bytes_read += len(buf)
                     view = memoryview(buf)[min(skip, len(buf)) :]
                     skip = max(0, skip - len(buf))

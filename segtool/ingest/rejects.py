@@ -83,7 +83,7 @@ class RejectWriter:
         self.columns = (*columns, FIELDS_COLUMN, *REJECT_META_COLUMNS)
         self.schema = {c: pl.String for c in self.columns} | {"line": pl.UInt64}
         self.group_rows = group_rows
-        self._buffer: list[pl.DataFrame] = []
+        self._buffer: list = []  # pyarrow Tables
         self._buffered = 0
         self._writer = None
         self.counts: dict[str, int] = {}
@@ -99,7 +99,9 @@ class RejectWriter:
         for reason, n in frame["reason"].value_counts().iter_rows():
             self.counts[reason] = self.counts.get(reason, 0) + n
         self.rows += frame.height
-        self._buffer.append(frame)
+        # as Arrow (a copy): a polars frame filtered from a batch would keep the whole
+        # batch's string buffers alive
+        self._buffer.append(frame.to_arrow())
         self._buffered += frame.height
         if self._buffered >= self.group_rows:
             self._flush()
@@ -109,7 +111,9 @@ class RejectWriter:
 
         if not self._buffer:
             return
-        table = pl.concat(self._buffer).to_arrow()
+        import pyarrow as pa
+
+        table = pa.concat_tables(self._buffer)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
