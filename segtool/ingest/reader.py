@@ -240,20 +240,32 @@ class InputFile:
             yield frame.select(pl.exclude(LINE), pl.col(LINE).cast(pl.UInt64))
             return
         line = self.header_line + 1
-        for block in self._blocks(with_hash=False):
-            if not _is_utf8(self.encoding):
-                block = _to_utf8(block, self.encoding, self.path, line)
-            n = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        regions = self._plain_regions(False) if self.compression is None else self._blocks(False)
+        for region in regions:
+            # line ends by numpy over the (reused) buffer; only the wanted lines are copied
+            arr = np.frombuffer(region, dtype=np.uint8)
+            ends = np.flatnonzero(arr == 10)
+            if ends.size == 0 or ends[-1] != arr.size - 1:
+                ends = np.append(ends, arr.size)
+            n = ends.size
             lo, hi = np.searchsorted(wanted, [line, line + n])
             if hi > lo:
-                index = _LineIndex(block, line)
-                mask = np.zeros(n, dtype=bool)
-                mask[(wanted[lo:hi] - line).astype(np.int64)] = True
-                sub = index.keep(mask, block)
+                rel = (wanted[lo:hi] - line).astype(np.int64)
+                starts = np.where(rel > 0, ends[np.maximum(rel - 1, 0)] + 1, 0)
+                sub = b"\n".join(
+                    bytes(region[a:z])
+                    for a, z in zip(starts.tolist(), ends[rel].tolist(), strict=True)
+                )
+                del arr
+                if not _is_utf8(self.encoding):
+                    sub = _to_utf8(sub, self.encoding, self.path, line)
                 chunk = _parse_block(sub, self.header, self.delimiter, 1, int(hi - lo), self.path)
                 if chunk.malformed.height or chunk.rows.height != hi - lo:  # pragma: no cover
                     raise AssertionError(f"{self.path}: lines read again do not parse alike")
                 yield chunk.rows.with_columns(pl.Series(LINE, wanted[lo:hi], dtype=pl.UInt64))
+            else:
+                del arr
+            del region
             line += n
             if line > wanted[-1]:
                 break
@@ -266,39 +278,44 @@ class InputFile:
             yield from self._compressed_blocks()
 
     def _plain_blocks(self, with_hash: bool = True) -> Iterator[bytes]:
-        # One read per block; the content hash of each read runs in a thread (hashlib
-        # releases the GIL) while polars parses. (A memory map would count the whole file
-        # in the resident set.)
+        for region in self._plain_regions(with_hash):
+            yield bytes(region)  # the one copy: what polars parses
+
+    def _plain_regions(self, with_hash: bool = True) -> Iterator[memoryview]:
+        """Views of whole lines in one reused buffer (valid until the next step). The
+        content hash of each read runs in a thread (hashlib releases the GIL) while the
+        caller parses. (Neither a memory map, which would count the whole file in the
+        resident set, nor fresh buffers, whose page faults cost more than a copy.)"""
         digest = hashlib.sha256()
-        skip = self.data_offset
-        carry = b""
+        buf = bytearray(self.block_bytes)
+        filled = 0
         try:
             with (
                 open(self.path, "rb", buffering=0) as f,
                 ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher,
             ):
-                hashing = None
-                while buf := f.read(self.block_bytes):
-                    if with_hash:
-                        if hashing is not None:
-                            hashing.result()  # at most one block waits to be hashed
-                        hashing = hasher.submit(digest.update, buf)
-                    self.bytes_read += len(buf)
-                    view = memoryview(buf)[min(skip, len(buf)) :]
-                    skip = max(0, skip - len(buf))
-                    cut = buf.rfind(b"\n") + 1 - (len(buf) - len(view))
-                    if cut <= 0:
-                        carry += bytes(view)
-                        continue
-                    if carry or cut < len(view) or len(view) < len(buf):
-                        block = b"".join((carry, view[:cut]))
-                    else:
-                        block = buf  # the whole read, no copy
-                    carry = bytes(view[cut:])
-                    del view
-                    yield block
-                if carry:
-                    yield carry
+                digest.update(f.read(self.data_offset))
+                self.bytes_read = self.data_offset
+                while True:
+                    if filled == len(buf):  # a line longer than the buffer
+                        bigger = bytearray(2 * len(buf))
+                        bigger[:filled] = buf
+                        buf = bigger
+                    n = f.readinto(memoryview(buf)[filled:])
+                    hashing = None
+                    if with_hash and n:
+                        hashing = hasher.submit(digest.update, memoryview(buf)[filled : filled + n])
+                    self.bytes_read += n
+                    total = filled + n
+                    cut = buf.rfind(b"\n", 0, total) + 1 if n else total
+                    if cut:
+                        yield memoryview(buf)[:cut]
+                    if hashing is not None:
+                        hashing.result()
+                    if n == 0:
+                        break
+                    buf[: total - cut] = buf[cut:total]
+                    filled = total - cut
         except OSError as e:
             raise InputError(f"cannot read {self.path}: {e.strerror or e}") from None
         if with_hash:

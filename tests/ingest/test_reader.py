@@ -62,3 +62,20 @@ def test_line_index_keeps_and_counts():
         "c,d,e",
         "f",
     ]
+
+
+def test_lines_longer_than_a_block_hash_and_rows_at(tmp_path):
+    import hashlib
+
+    from segtool.ingest.reader import open_input
+
+    path = tmp_path / "long.csv"
+    path.write_text("a,b,c\n" + "".join(f"{'x' * i},{i},z\n" for i in range(1, 60)) + "last,1,2")
+    f = open_input(path)
+    f.block_bytes = 16  # most lines are longer than a block
+    rows = pl.concat([c.rows for c in f.chunks()])
+    assert rows.height == 60 and rows["__line"].to_list() == list(range(2, 62))
+    assert rows["b"].to_list() == [str(i) for i in range(1, 60)] + ["1"]
+    assert f.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    again = pl.concat(list(f.rows_at(np.array([2, 30, 61]))))
+    assert again.rows() == [("x", "1", "z", 2), ("x" * 29, "29", "z", 30), ("last", "1", "2", 61)]
