@@ -416,61 +416,86 @@ def write_partitions(
     slice_rows: int = SLICE_ROWS,
 ) -> tuple[dict[int, int], pl.DataFrame, int]:
     """Sort, de-duplicate and write every spooled partition (merging the rows already in
-    the dataset when appending). Returns rows written per input file, the (file, line) of
-    each duplicate, and how many partition folders were written."""
+    the dataset when appending), WORKERS partitions at a time. Returns rows written per
+    input file, the (file, line) of each duplicate, and how many partitions were written."""
+    spooled = spool.files
+    keys = sorted(spooled, key=lambda k: (k is None, k))
+    jobs = [(key, spooled[key], spool.rows[key]) for key in keys]
+    with ThreadPoolExecutor(WORKERS, "partition") as pool:
+        results = list(
+            pool.map(
+                lambda job: _write_partition(*job, out, spec, merge_existing, slice_rows), jobs
+            )
+        )
     written: dict[int, int] = {}
     dups: list[pl.DataFrame] = []
-    data_cols = list(spec.schema)
-    spooled = spool.files
-    for key in sorted(spooled, key=lambda k: (k is None, k)):
-        target = _partition_dir(out, spec.partition, key)
-        target.mkdir(parents=True, exist_ok=True)
-        old_files = sorted(target.glob("*.parquet")) if merge_existing else []
-        frames = [pl.scan_ipc([str(p) for p in spooled[key]]).select(*data_cols, FILE, LINE)]
-        n = spool.rows[key]
-        if old_files:
-            frames.insert(
-                0,
-                pl.scan_parquet([str(p) for p in old_files], hive_partitioning=False).select(
-                    *(pl.col(c).cast(t) for c, t in spec.schema.items()),
-                    pl.lit(-1, pl.Int32).alias(FILE),
-                    pl.lit(0, pl.UInt64).alias(LINE),
-                ),
-            )
-            n += sum(pl.scan_parquet(str(p)).select(pl.len()).collect().item() for p in old_files)
-        lf = pl.concat(frames, how="vertical_relaxed")
-        k = max(1, math.ceil(n / slice_rows)) if spec.slice_on else 1
-        new_files = []
-        for s in range(k):
-            part_lf = lf
-            if k > 1:
-                lo = (s << 64) // k
-                hi = ((s + 1) << 64) // k
-                cond = pl.col(spec.slice_on) >= pl.lit(lo, pl.UInt64)
-                if s < k - 1:
-                    cond = cond & (pl.col(spec.slice_on) < pl.lit(hi, pl.UInt64))
-                part_lf = lf.filter(cond)
-            part = sort_and_mark(part_lf.collect(), spec)
-            dup = part.filter(pl.col("__dup"))
-            if dup.height:
-                dups.append(dup.select(FILE, LINE))
-            kept = part.filter(~pl.col("__dup"))
-            for f, c in kept.group_by(FILE).len().iter_rows():
-                if f >= 0:
-                    written[f] = written.get(f, 0) + c
-            tmp = target / f".part-{s}.parquet.tmp"
-            write_table(kept.select(data_cols), tmp)
-            new_files.append(tmp)
-        for p in old_files:
-            p.unlink()  # hard links into the previous version: the original stays intact
-        for s, tmp in enumerate(new_files):
-            os.replace(tmp, target / f"part-{s}.parquet")
+    for part_written, part_dups in results:  # in key order: the same whatever the timing
+        for f, c in part_written.items():
+            written[f] = written.get(f, 0) + c
+        dups.extend(part_dups)
     dup_frame = (
         pl.concat(dups).sort(FILE, LINE)
         if dups
         else pl.DataFrame(schema={FILE: pl.Int32, LINE: pl.UInt64})
     )
-    return written, dup_frame, len(spooled)
+    return written, dup_frame, len(keys)
+
+
+def _write_partition(
+    key,
+    files: list[Path],
+    rows: int,
+    out: Path,
+    spec: DatasetSpec,
+    merge_existing: bool,
+    slice_rows: int,
+) -> tuple[dict[int, int], list[pl.DataFrame]]:
+    written: dict[int, int] = {}
+    dups: list[pl.DataFrame] = []
+    data_cols = list(spec.schema)
+    target = _partition_dir(out, spec.partition, key)
+    target.mkdir(parents=True, exist_ok=True)
+    old_files = sorted(target.glob("*.parquet")) if merge_existing else []
+    frames = [pl.scan_ipc([str(p) for p in files]).select(*data_cols, FILE, LINE)]
+    n = rows
+    if old_files:
+        frames.insert(
+            0,
+            pl.scan_parquet([str(p) for p in old_files], hive_partitioning=False).select(
+                *(pl.col(c).cast(t) for c, t in spec.schema.items()),
+                pl.lit(-1, pl.Int32).alias(FILE),
+                pl.lit(0, pl.UInt64).alias(LINE),
+            ),
+        )
+        n += sum(pl.scan_parquet(str(p)).select(pl.len()).collect().item() for p in old_files)
+    lf = pl.concat(frames, how="vertical_relaxed")
+    k = max(1, math.ceil(n / slice_rows)) if spec.slice_on else 1
+    new_files = []
+    for s in range(k):
+        part_lf = lf
+        if k > 1:
+            lo = (s << 64) // k
+            hi = ((s + 1) << 64) // k
+            cond = pl.col(spec.slice_on) >= pl.lit(lo, pl.UInt64)
+            if s < k - 1:
+                cond = cond & (pl.col(spec.slice_on) < pl.lit(hi, pl.UInt64))
+            part_lf = lf.filter(cond)
+        part = sort_and_mark(part_lf.collect(), spec)
+        dup = part.filter(pl.col("__dup"))
+        if dup.height:
+            dups.append(dup.select(FILE, LINE))
+        kept = part.filter(~pl.col("__dup"))
+        for f, c in kept.group_by(FILE).len().iter_rows():
+            if f >= 0:
+                written[f] = written.get(f, 0) + c
+        tmp = target / f".part-{s}.parquet.tmp"
+        write_table(kept.select(data_cols), tmp)
+        new_files.append(tmp)
+    for p in old_files:
+        p.unlink()  # hard links into the previous version: the original stays intact
+    for s, tmp in enumerate(new_files):
+        os.replace(tmp, target / f"part-{s}.parquet")
+    return written, dups
 
 
 # -- the driver -------------------------------------------------------------------------------
