@@ -1,18 +1,20 @@
-"""The shared ingest driver for device datasets (pings, stays).
+"""The shared ingest driver for pings, stays and flows.
 
-    files ─▶ reader (batches of text rows, malformed lines apart)
-          ─▶ dataset parser (typed columns + a reject reason per row, ids pseudonymised)
-          ─▶ spool (Arrow IPC per partition, outside the final dataset)
-          ─▶ per partition: sort, drop exact duplicates, write Parquet
+    files ─▶ reader (blocks of text rows, malformed lines apart)              main thread
+          ─▶ dataset parser (typed columns + a reject reason per row,         2 workers
+             ids pseudonymised) ─▶ spool (Arrow IPC per partition)
+          ─▶ per partition: sort, drop exact duplicates, write Parquet        2 workers
+          ─▶ duplicates' original lines read back for the rejects
           ─▶ `<lake>/<dataset>/` + `<lake>/_rejects/<dataset>/` + manifests, atomically
 
-Memory is bounded by one input block (64 MB of text) in the first pass and by one slice of
-one partition (at most `slice_rows` rows, split by device-pseudonym range) in the second.
+Memory is bounded by a few input blocks (16 MB of text each) in the first pass and by one
+slice of a partition (at most `SLICE_ROWS` rows, split by device-pseudonym range) per
+worker in the second — not by the input's size.
 
-Row order is fixed by sorting each partition on the dataset's key (device, time, …), so a
-re-run gives byte-identical files whatever order the streaming engine produced rows in.
-Among exact duplicates the first in input order (file, then line) is kept; the others are
-rejected, and their original text is read back from the input for the rejects dataset.
+Row order is fixed by sorting each partition on the dataset's key (device, time, …, then
+file and line), so a re-run gives byte-identical files whatever order the threads
+finished in. Among exact duplicates the first in input order (file, then line) is kept;
+the others are rejected, and their original text is read back from the input.
 
 Counts reconcile for every file and every run: rows_in = rows_written + rows_rejected
 (an internal check; a mismatch is a bug and exits with code 2).
@@ -46,8 +48,8 @@ from segtool.lake import Lake, Manifest, sha256_file
 
 FILE = "__file"
 REASON = "reason"
-SLICE_ROWS = 3_000_000  # rows sorted and written at once (bounds memory in the second pass)
-WORKERS = 2  # batches parsed at once in the first pass
+SLICE_ROWS = 1_500_000  # rows sorted and written at once (bounds memory in the second pass)
+WORKERS = 2  # batches parsed, or partitions written, at once
 _NUMBER_OR_TIME = (
     r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|\d{4}-\d\d-\d\d[ T0-9:.,+\-Zz]*)?\s*$"
 )
@@ -333,7 +335,7 @@ class Spool:
             }
         for n, (key, part) in enumerate(parts.items()):
             path = self.root / f"{seq}-{n}.arrow"
-            part.write_ipc(path, compression="uncompressed")
+            part.write_ipc(path, compression="lz4")  # read back without a memory map
             with self._lock:
                 self._files.setdefault(key, []).append((seq, path))
                 self.rows[key] = self.rows.get(key, 0) + part.height

@@ -57,7 +57,9 @@ from segtool.errors import InputError
 LINE = "__line"
 TEXT = "__text"
 BLOCK_BYTES = 16 << 20
-PARQUET_BATCH_ROWS = 1_000_000
+PARQUET_BATCH_ROWS = (
+    262_144  # pyarrow batches pin their row group's decoded buffers: keep them small
+)
 DELIMITERS = (",", ";", "\t", "|")
 
 _MAGIC = {
@@ -167,16 +169,23 @@ class InputFile:
         try:
             pf = pq.ParquetFile(self.path)
             offset = 0
-            for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=True):
-                rows = pl.from_arrow(batch)
-                assert isinstance(rows, pl.DataFrame)
-                rows = rows.with_columns(
-                    pl.int_range(offset + 1, offset + rows.height + 1, dtype=pl.UInt64).alias(LINE)
-                )
-                offset += rows.height
-                self.rows_read = offset
-                self.bytes_read = int(self.size * offset / max(self._parquet_rows, 1))
-                yield Chunk(rows, _empty_malformed())
+            # one iterator per row group: a single iterator over the whole file keeps
+            # memory for every row group it has read (pyarrow 26)
+            for group in range(pf.metadata.num_row_groups):
+                for batch in pf.iter_batches(
+                    batch_size=PARQUET_BATCH_ROWS, row_groups=[group], use_threads=True
+                ):
+                    rows = pl.from_arrow(batch)
+                    assert isinstance(rows, pl.DataFrame)
+                    rows = rows.with_columns(
+                        pl.int_range(offset + 1, offset + rows.height + 1, dtype=pl.UInt64).alias(
+                            LINE
+                        )
+                    )
+                    offset += rows.height
+                    self.rows_read = offset
+                    self.bytes_read = int(self.size * offset / max(self._parquet_rows, 1))
+                    yield Chunk(rows, _empty_malformed())
         except (OSError, ValueError) as e:
             raise InputError(f"{self.path}: cannot read this Parquet file: {e}") from None
         from segtool.lake import sha256_file
