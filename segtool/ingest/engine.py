@@ -200,7 +200,13 @@ def open_inputs(
 
 
 def _text(s: pl.Series) -> pl.Series:
-    return s if s.dtype == pl.String else s.cast(pl.String)
+    """A column's values as text (rejects keep every field as text)."""
+    if s.dtype == pl.String:
+        return s
+    try:
+        return s.cast(pl.String)
+    except pl.exceptions.PolarsError:  # nested or binary Parquet columns: their repr
+        return pl.Series(s.name, [None if v is None else str(v) for v in s.to_list()], pl.String)
 
 
 def _pseudonymise_text(s: pl.Series, pseudo: Pseudonymiser | None) -> pl.Series:
@@ -335,7 +341,7 @@ class Spool:
             }
         for n, (key, part) in enumerate(parts.items()):
             path = self.root / f"{seq}-{n}.arrow"
-            part.write_ipc(path, compression="lz4")  # read back without a memory map
+            part.write_ipc(path, compression="uncompressed")
             with self._lock:
                 self._files.setdefault(key, []).append((seq, path))
                 self.rows[key] = self.rows.get(key, 0) + part.height

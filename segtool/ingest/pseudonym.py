@@ -10,7 +10,7 @@ published here on purpose: it protects nothing and must never be used for real d
 A secret, when given, always wins over `--synthetic`.
 
 Vectorised: only the distinct ids of each batch are hashed (in Python's C `hmac.digest`,
-about 1 µs each) and joined back with `replace_strict`; ids are few relative to pings, and a
+about 3 µs each) and joined back with a hash join; ids are few relative to pings, and a
 cache carries them across batches. The manifest records a *fingerprint* of the key
 (HMAC of a fixed message, 64 bits) so `--append` can refuse a different key, without
 revealing it.

@@ -444,3 +444,31 @@ def test_same_file_twice_and_globs(cli, write, tmp_path, helpers):
     assert report[-1]["rows_in"] == report[-1]["written"] + report[-1]["rejected"] == 3
     r = cli("ingest", "pings", str(tmp_path / "nothing-*.csv"), "--lake", lake)
     assert r.code == 1 and "no file matches" in r.err
+
+
+def test_parquet_with_odd_columns_and_typed_times(cli, lake_dir, helpers, tmp_path):
+    frame = pl.DataFrame(
+        {
+            "uid": [1, 2, 2, None],
+            "ts": [
+                datetime(2024, 3, 4, 10),
+                datetime(2024, 3, 4, 11),
+                datetime(2024, 3, 4, 11),
+                datetime(2024, 3, 4, 12),
+            ],
+            "lat": [59.3, 59.3, 59.3, 59.3],
+            "lon": [18.0, 18.0, 18.0, 18.0],
+            "tags": [["a"], [], [], ["b", "c"]],  # a nested column: kept as text in rejects
+            "blob": [b"\xff", b"x", b"x", b"y"],
+        }
+    )
+    path = tmp_path / "typed.parquet"
+    frame.write_parquet(path)
+    r = cli("ingest", "pings", path, "--lake", lake_dir)
+    assert r.code == 0, r.err
+    pings = helpers.read(lake_dir, "pings").sort("ts")
+    # naive datetimes are local (Stockholm, UTC+1 in March)
+    assert pings["ts"].to_list() == [utc(2024, 3, 4, 9), utc(2024, 3, 4, 10)]
+    rej = helpers.read(lake_dir, "_rejects/pings").sort("line")
+    assert rej.select("line", "reason").rows() == [(3, "duplicate_ping"), (4, "empty_id")]
+    assert "['b', 'c']" in rej["fields"][1]
