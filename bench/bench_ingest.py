@@ -152,6 +152,72 @@ def bench_file(path: Path, fmt: str, rows: int, reps: int, work: Path) -> dict:
     }
 
 
+def bench_stages(path: Path, work: Path) -> tuple[int, list[tuple[str, float]]]:
+    """CPU seconds per stage of one in-process ingest, run without worker threads so that
+    the process-wide CPU clock can be attributed to one stage at a time."""
+    from dataclasses import replace
+
+    import segtool.ingest.engine as engine
+    import segtool.ingest.reader as reader
+    from segtool.ingest.pings import PINGS, PingParams
+    from segtool.ingest.pseudonym import load_key
+    from segtool.lake import Lake
+
+    spent: dict[str, float] = {}
+    depth = [0]
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            if depth[0]:
+                return fn(*args, **kwargs)
+            depth[0] += 1
+            t = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.process_time() - t
+                depth[0] -= 1
+
+        return wrapper
+
+    patches = [
+        (reader, "_update", "sha256 of the input (for the manifest and --append)"),
+        (reader, "_parse_block", "split CSV lines into text fields (polars; malformed lines)"),
+        (engine, "reject_rows", "build reject rows"),
+        (engine, "malformed_rows", "build reject rows"),
+        (engine.Spool, "add", "spool kept rows by date (Arrow IPC)"),
+        (engine, "sort_and_mark", "sort partitions, mark duplicates"),
+        (engine, "write_table", "write Parquet (pyarrow)"),
+        (engine, "_duplicate_rejects", "read back duplicate lines for the rejects"),
+    ]
+    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in patches]
+    for obj, attr, name in patches:
+        setattr(obj, attr, timed(name, getattr(obj, attr)))
+    spec = replace(
+        PINGS, parse=timed("parse times, coordinates; pseudonymise; validate", PINGS.parse)
+    )
+    workers, engine.WORKERS = engine.WORKERS, 0
+    reader.HASH_IN_BACKGROUND = False
+    lake = work / "stages-lake"
+    shutil.rmtree(lake, ignore_errors=True)
+    t = time.process_time()
+    try:
+        report = engine.ingest([path], Lake(lake), spec, PingParams(), key=load_key(synthetic=True))
+    finally:
+        total = time.process_time() - t
+        engine.WORKERS = workers
+        reader.HASH_IN_BACKGROUND = True
+        for obj, attr, fn in saved:
+            setattr(obj, attr, fn)
+        shutil.rmtree(lake, ignore_errors=True)
+    rows = report.rows_in
+    stages = sorted(spent.items(), key=lambda kv: -kv[1])
+    stages.append(
+        ("the rest (file reads, spool scans, counts, manifests)", total - sum(spent.values()))
+    )
+    return rows, stages
+
+
 def bench_pseudonyms() -> list[tuple[str, float]]:
     """ids per second: hashing distinct ids, and mapping rows of known ids."""
     from segtool.ingest.pseudonym import SYNTHETIC_KEY, Pseudonymiser
@@ -191,15 +257,18 @@ def main() -> int:
             print(f"  {fmt}: {args.reps} pairs", flush=True)
             results.append(bench_file(path, fmt, n, args.reps, work))
             print(f"    {results[-1]}", flush=True)
+    print("stage breakdown …", flush=True)
+    stage_rows, stages = bench_stages(generate(args.sizes[0])[0], work)
+    peer = next(r for r in results if r["rows"] == args.sizes[0] and r["format"] == "csv")
     shutil.rmtree(work, ignore_errors=True)
     hashes = bench_pseudonyms()
     load1 = os.getloadavg()
-    write_results(results, hashes, args.reps, load0, load1)
+    write_results(results, hashes, args.reps, load0, load1, stage_rows, stages, peer)
     print(RESULTS.read_text())
     return 0
 
 
-def write_results(results, hashes, reps, load0, load1) -> None:
+def write_results(results, hashes, reps, load0, load1, stage_rows, stages, peer) -> None:
     import polars
 
     lines = [
@@ -235,12 +304,50 @@ def write_results(results, hashes, reps, load0, load1) -> None:
             f"| {r['rows'] / 1e6:.0f}M | {r['format']} | {r['rows_in']:,} | {r['written']:,} | "
             f"{r['rejected']:,} | {r['walls']} | {r['peer_walls']} |"
         )
-    lines += ["", "Pseudonymisation (in-process):", "", "| what | ids/s |", "|---|---:|"]
-    lines += [f"| {what} | {rate / 1e6:.2f}M |" for what, rate in hashes]
+    per_m = stage_rows / 1e6
+    total = sum(v for _, v in stages)
     lines += [
         "",
-        "Goals: ≥ 2M pings/s CSV → lake on 2 cores; ≤ 1.5× the plain conversion; peak RSS "
-        "< 1.5 GB at 50M rows.",
+        f"Where the CPU goes: one in-process ingest of the {stage_rows / 1e6:.0f}M-row CSV without "
+        "worker threads (so that CPU time can be attributed to one stage at a time), CPU "
+        "seconds per million rows. The plain conversion spends "
+        f"{peer['peer_cpu'] / per_m:.2f} s per million rows in the same run (start-up included).",
+        "",
+        "| stage | CPU s per 1M rows | share |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {v / per_m:.3f} | {v / total:.0%} |" for name, v in stages]
+    lines.append(f"| **total** | **{total / per_m:.3f}** | |")
+    lines += ["", "Pseudonymisation (in-process):", "", "| what | ids/s |", "|---|---:|"]
+    lines += [f"| {what} | {rate / 1e6:.2f}M |" for what, rate in hashes]
+    csv = [r for r in results if r["format"] == "csv"]
+    big = max(csv, key=lambda r: r["rows"])
+    rate = big["rows"] / big["wall"]
+    worst = max(r["ratio"] for r in results)
+    rss = max(r["rss"] for r in results)
+    verdict = lambda ok: "met" if ok else "**missed**"  # noqa: E731
+    lines += [
+        "",
+        "Goals:",
+        "",
+        f"- ≥ 2M pings/s CSV → lake on 2 cores: {verdict(rate >= 2e6)} — "
+        f"{rate / 1e6:.2f}M pings/s at {big['rows'] / 1e6:.0f}M rows (the plain conversion itself "
+        f"reached {big['rows'] / big['peer_wall'] / 1e6:.2f}M rows/s in the same run).",
+        f"- ≤ 1.5× the plain conversion: {verdict(worst <= 1.5)} — "
+        f"{min(r['ratio'] for r in results):.2f}–{worst:.2f}× wall, "
+        f"{min(r['cpu_ratio'] for r in results):.2f}–{max(r['cpu_ratio'] for r in results):.2f}× CPU.",
+        f"- peak RSS < 1.5 GB at 50M rows: {verdict(rss < 1.5)} — at most {rss:.2f} GB "
+        "(the plain conversion, which holds the whole table, up to "
+        f"{max(r['peer_rss'] for r in results):.2f} GB).",
+        "",
+        "Why slower than the plain conversion: it parses the CSV and writes Parquet; segtool "
+        "also parses every time (with zones and DST), validates coordinates and accuracy, "
+        "pseudonymises ids, partitions by date through a spool, sorts each partition by device "
+        "and time (the order later stages rely on, and what makes re-runs byte-identical), "
+        "finds exact duplicates, reads back the duplicate lines to keep their original text in "
+        "the rejects, hashes every input (sha256, for the manifest and --append) and writes "
+        "the rejects and manifests. The table above shows what each costs; no single stage "
+        "dominates.",
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

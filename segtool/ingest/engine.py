@@ -49,7 +49,7 @@ from segtool.lake import Lake, Manifest, sha256_file
 FILE = "__file"
 REASON = "reason"
 SLICE_ROWS = 1_500_000  # rows sorted and written at once (bounds memory in the second pass)
-WORKERS = 2  # batches parsed, or partitions written, at once
+WORKERS = 2  # batches parsed, or partitions written, at once (0: inline, for profiling)
 _NUMBER_OR_TIME = (
     r"^\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|\d{4}-\d\d-\d\d[ T0-9:.,+\-Zz]*)?\s*$"
 )
@@ -429,7 +429,7 @@ def write_partitions(
     spooled = spool.files
     keys = sorted(spooled, key=lambda k: (k is None, k))
     jobs = [(key, spooled[key], spool.rows[key]) for key in keys]
-    with ThreadPoolExecutor(WORKERS, "partition") as pool:
+    with ThreadPoolExecutor(max(WORKERS, 1), "partition") as pool:
         results = list(
             pool.map(
                 lambda job: _write_partition(*job, out, spec, merge_existing, slice_rows), jobs
@@ -589,13 +589,18 @@ def _first_pass(opened, reports, spec, params, pseudo, spool, writer) -> None:
                 _count(reports[i], rej)
                 writer.add(rej)
 
-    with console.progress() as bar, ThreadPoolExecutor(WORKERS, "parse") as pool:
+    with console.progress() as bar, ThreadPoolExecutor(max(WORKERS, 1), "parse") as pool:
         task = bar.add_task(f"reading {spec.name}", total=total)
         seq = 0
         for i, (f, mapping) in enumerate(opened):
             for chunk in f.chunks():
                 job = (chunk, i, seq, f, mapping, reports[i].path, spec, params, pseudo, spool)
-                pending.append((i, pool.submit(_process_chunk, *job)))
+                if WORKERS:
+                    future = pool.submit(_process_chunk, *job)
+                else:  # inline (to profile one stage at a time)
+                    future = Future()
+                    future.set_result(_process_chunk(*job))
+                pending.append((i, future))
                 seq += 1
                 drain(WORKERS)
                 bar.update(

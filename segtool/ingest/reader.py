@@ -61,6 +61,7 @@ PARQUET_BATCH_ROWS = (
     262_144  # pyarrow batches pin their row group's decoded buffers: keep them small
 )
 DELIMITERS = (",", ";", "\t", "|")
+HASH_IN_BACKGROUND = True  # False: hash in the reading thread (to profile stages)
 
 _MAGIC = {
     b"PAR1": "parquet",
@@ -313,7 +314,11 @@ class InputFile:
                     n = f.readinto(memoryview(buf)[filled:])
                     hashing = None
                     if with_hash and n:
-                        hashing = hasher.submit(digest.update, memoryview(buf)[filled : filled + n])
+                        piece = memoryview(buf)[filled : filled + n]
+                        if HASH_IN_BACKGROUND:
+                            hashing = hasher.submit(digest.update, piece)
+                        else:
+                            _update(digest, piece)
                     self.bytes_read += n
                     total = filled + n
                     cut = buf.rfind(b"\n", 0, total) + 1 if n else total
@@ -366,6 +371,10 @@ class InputFile:
             raw.close()
         self.sha256 = raw.sha256.hexdigest()
         self.bytes_read = raw.position
+
+
+def _update(digest, data) -> None:
+    digest.update(data)
 
 
 def count_byte(block: bytes, byte: int) -> int:
