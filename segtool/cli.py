@@ -11,6 +11,7 @@ import sys
 import traceback
 
 import typer
+from rich.markup import escape
 
 from segtool import __version__, console
 from segtool.commands import (
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         console.err().print("[red]aborted[/]")
         return EXIT_USER
     except SegtoolError as e:
-        console.err().print(f"[bold red]error:[/] {e}", highlight=False)
+        console.err().print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         return EXIT_USER
     except KeyboardInterrupt:
         console.err().print("[red]interrupted[/]")
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SEGTOOL_DEBUG"):
             traceback.print_exc()
         console.err().print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {e}\n"
+            f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}\n"
             "This is a bug in segtool. Re-run with SEGTOOL_DEBUG=1 to see the traceback "
             "and please report it.",
             highlight=False,

@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import polars as pl
+from rich.markup import escape
 from rich.table import Table
 
 from segtool import console
@@ -85,11 +86,11 @@ def _fmt_cell(value) -> str:
 
 def rich_table(frame: pl.DataFrame, title: str | None = None) -> Table:
     frame = drop_all_null(frame)
-    table = Table(title=title, header_style="bold", title_justify="left")
+    table = Table(title=escape(title) if title else None, header_style="bold", title_justify="left")
     for name, dtype in frame.schema.items():
         table.add_column(name, justify="right" if dtype.is_numeric() else "left")
     for row in frame.iter_rows():
-        table.add_row(*(_fmt_cell(v) for v in row))
+        table.add_row(*(escape(_fmt_cell(v)) for v in row))
     return table
 
 
