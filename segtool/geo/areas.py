@@ -22,9 +22,9 @@ def areas_of_points(lat: np.ndarray, lon: np.ndarray, areas: pl.DataFrame) -> pl
     tree = shapely.STRtree(geoms)
     points = shapely.points(lon, lat)
     point_idx, area_idx = tree.query(points, predicate="intersects")
-    # first (lowest sorted) area per point
+    # first (lowest sorted) area per point; points in no area get a null index
     first = pl.DataFrame({"p": point_idx, "a": area_idx}).group_by("p").agg(pl.col("a").min())
-    ids = np.full(len(lat), None, dtype=object)
-    area_ids = areas["area"].to_numpy()
-    ids[first["p"].to_numpy()] = area_ids[first["a"].to_numpy()]
-    return pl.Series("area", ids, dtype=pl.String)
+    index = pl.DataFrame({"p": np.arange(len(lat), dtype=point_idx.dtype)}).join(
+        first, on="p", how="left", maintain_order="left"
+    )["a"]
+    return areas["area"].gather(index).alias("area")

@@ -162,7 +162,7 @@ def detect_homes(
         .sort("device")
         .collect(engine="streaming")
     )
-    homes = homes.with_columns(home_areas(homes["home_cell"], areas))
+    homes = homes.with_columns(home_areas(homes, stays, params.res, areas))
     if params.work:
         homes = homes.join(work_cells(stays, homes, params), on="device", how="left")
     return homes
@@ -184,19 +184,50 @@ def work_cells(stays: pl.LazyFrame, homes: pl.DataFrame, params: HomeParams) -> 
     )
 
 
-def home_areas(cells: pl.Series, areas: pl.DataFrame | None) -> pl.Series:
-    """Register area containing each cell's centre (null outside all areas or without areas)."""
-    if areas is None or cells.len() == 0:
-        return pl.Series("area", [None] * cells.len(), dtype=pl.String)
+def home_points(homes: pl.DataFrame, stays: pl.LazyFrame, res: int) -> pl.DataFrame:
+    """device, lat, lon: the duration-weighted mean position of the device's stays in its
+    home cell (the best estimate of where the home is; always inside that cell's area
+    of influence, unlike the cell centre near an area border)."""
+    duration = (pl.col("end") - pl.col("start")).dt.total_seconds().cast(pl.Float64)
+    w = pl.when(duration > 0).then(duration).otherwise(1.0)
+    return (
+        stays.select(
+            "device",
+            plh3.latlng_to_cell("lat", "lon", check_resolution(res)).cast(pl.UInt64).alias("cell"),
+            "lat",
+            "lon",
+            w.alias("w"),
+        )
+        .join(
+            homes.lazy().select("device", pl.col("home_cell").alias("cell")),
+            on=["device", "cell"],
+        )
+        .group_by("device")
+        .agg(
+            ((pl.col("lat") * pl.col("w")).sum() / pl.col("w").sum()).alias("lat"),
+            ((pl.col("lon") * pl.col("w")).sum() / pl.col("w").sum()).alias("lon"),
+        )
+        .collect(engine="streaming")
+    )
+
+
+def home_areas(
+    homes: pl.DataFrame, stays: pl.LazyFrame, res: int, areas: pl.DataFrame | None
+) -> pl.Series:
+    """Register area containing each home: the area of the home's position (see
+    `home_points`), else of the home cell's centre; null outside all areas or without areas.
+    """
+    n = homes.height
+    if areas is None or n == 0:
+        return pl.Series("area", [None] * n, dtype=pl.String)
     from segtool.geo.areas import areas_of_points
 
-    uniq = pl.DataFrame({"cell": cells}).unique().sort("cell")
-    centres = uniq.select(
-        plh3.cell_to_lat("cell").alias("lat"), plh3.cell_to_lng("cell").alias("lon")
+    points = (
+        homes.select("device", "home_cell")
+        .join(home_points(homes, stays, res), on="device", how="left", maintain_order="left")
+        .with_columns(
+            pl.col("lat").fill_null(plh3.cell_to_lat("home_cell")),
+            pl.col("lon").fill_null(plh3.cell_to_lng("home_cell")),
+        )
     )
-    uniq = uniq.with_columns(
-        areas_of_points(centres["lat"].to_numpy(), centres["lon"].to_numpy(), areas).alias("area")
-    )
-    return pl.DataFrame({"cell": cells}).join(uniq, on="cell", how="left", maintain_order="left")[
-        "area"
-    ]
+    return areas_of_points(points["lat"].to_numpy(), points["lon"].to_numpy(), areas).alias("area")
