@@ -69,6 +69,13 @@ SCHEMAS: dict[str, tuple[dict[str, pl.DataType], dict[str, pl.DataType]]] = {
 }
 
 
+def dataset_schema(name: str, *optional: str) -> pl.Schema:
+    """The required columns of dataset `name` (in contract order), plus the named
+    optional ones: the schema to build or cast a dataset's frame with."""
+    required, extra = SCHEMAS[name]
+    return pl.Schema({**required, **{c: extra[c] for c in optional}})
+
+
 def validate(name: str, schema: pl.Schema | dict) -> None:
     """Raise InputError unless `schema` satisfies dataset `name`'s contract.
 

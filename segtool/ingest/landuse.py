@@ -53,8 +53,9 @@ from segtool.ingest.geofile import (
 )
 from segtool.ingest.rejects import as_reject_frame
 from segtool.lake import Lake, Manifest
+from segtool.schema import dataset_schema
 
-LANDUSE_SCHEMA = {"cell": pl.UInt64, "category": pl.String, "share": pl.Float64}
+LANDUSE_SCHEMA = dataset_schema("landuse")
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ from segtool.ingest.geofile import (
 from segtool.ingest.landuse import feature_categories
 from segtool.ingest.rejects import as_reject_frame
 from segtool.lake import Lake, Manifest
+from segtool.schema import dataset_schema
 
-POIS_SCHEMA = {"cell": pl.UInt64, "category": pl.String, "n": pl.UInt32}
+POIS_SCHEMA = dataset_schema("pois")
 
 
 @dataclass(frozen=True)

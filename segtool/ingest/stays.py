@@ -30,8 +30,9 @@ from segtool.ingest import fields
 from segtool.ingest.engine import REASON, DatasetSpec, IngestReport, ingest
 from segtool.ingest.pseudonym import Key, Pseudonymiser
 from segtool.ingest.reader import LINE
-from segtool.ingest.timeparse import DEFAULT_TZ, UTC_US, repair, time_expr
+from segtool.ingest.timeparse import DEFAULT_TZ, repair, time_expr
 from segtool.lake import Lake
+from segtool.schema import dataset_schema
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,7 @@ class StayParams:
     encoding: str = "utf-8"
 
 
-SCHEMA: dict[str, pl.DataType] = {
-    "device": pl.UInt64,
-    "start": UTC_US,
-    "end": UTC_US,
-    "lat": pl.Float64,
-    "lon": pl.Float64,
-    "n_pings": pl.UInt32,
-}
+SCHEMA = dataset_schema("stays")
 
 
 def parse_stays(

@@ -29,16 +29,9 @@ from segtool.mobility.visits import (
     daytype_expr,
     holiday_dates,
 )
+from segtool.schema import dataset_schema
 
-HOMES_SCHEMA = pl.Schema(
-    {
-        "device": pl.UInt64,
-        "home_cell": pl.UInt64,
-        "nights": pl.UInt16,
-        "home_share": pl.Float32,
-        "area": pl.String,
-    }
-)
+HOMES_SCHEMA = dataset_schema("homes", "area")
 
 
 @dataclass(frozen=True)

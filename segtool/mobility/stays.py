@@ -47,21 +47,12 @@ import numpy as np
 import polars as pl
 
 from segtool.errors import UsageError
-from segtool.schema import UTC_US
+from segtool.schema import UTC_US, dataset_schema
 
 LongStays = Literal["keep", "cut", "drop"]
 _LONG_MODES = {"keep": 0, "cut": 1, "drop": 2}
 
-STAYS_SCHEMA = pl.Schema(
-    {
-        "device": pl.UInt64,
-        "start": UTC_US,
-        "end": UTC_US,
-        "lat": pl.Float64,
-        "lon": pl.Float64,
-        "n_pings": pl.UInt32,
-    }
-)
+STAYS_SCHEMA = dataset_schema("stays")
 
 _EARTH_RADIUS_M = 6_371_008.8
 _M_PER_DEG = _EARTH_RADIUS_M * np.pi / 180.0

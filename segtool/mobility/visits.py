@@ -26,22 +26,13 @@ import polars as pl
 import polars_h3 as plh3
 
 from segtool.errors import UsageError
-from segtool.schema import UTC_US
+from segtool.schema import dataset_schema
 
 HolidayLabel = Literal["holiday", "weekend", "weekday"]
 DAYTYPES = ("weekday", "weekend", "holiday")
 SLOT = "30m"
 
-VISITS_SCHEMA = pl.Schema(
-    {
-        "device": pl.UInt64,
-        "cell": pl.UInt64,
-        "start": UTC_US,
-        "dwell_s": pl.Float64,
-        "slot": pl.UInt8,
-        "daytype": pl.String,
-    }
-)
+VISITS_SCHEMA = dataset_schema("visits")
 
 
 def check_resolution(res: int) -> int:
