@@ -1,0 +1,508 @@
+"""Every experienced index of a panel, with bootstrap and permutation-null replicates, as
+tidy frames. `experienced(panel, params)` is what the command runs.
+
+The estimate and every replicate go through the same function (`_evaluate`) with
+different device multipliers (bootstrap) or permuted group shares (null), so an estimate
+and its replicates can never disagree in definition.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import polars as pl
+
+from segtool.indices.experienced import economic, encounters, groups, people, places, resample
+from segtool.indices.experienced.panel import Panel, check_groups
+from segtool.indices.experienced.params import ExperiencedParams
+from segtool.indices.inference import summarize_null, summarize_replicates
+
+INDEX_ORDER = (
+    "place_segregation",
+    "ice",
+    "individual_segregation",
+    "home_segregation",
+    "experienced_isolation",
+    "residential_isolation",
+    "exposure",
+    "economic_segregation",
+)
+STAT_ORDER = {None: 0, "mean": 1, "q25": 2, "median": 3, "q75": 4}
+
+
+class Key(NamedTuple):
+    index: str
+    group: str | None = None
+    other_group: str | None = None
+    stratum: str | None = None
+    component: str | None = None
+    statistic: str | None = None
+
+
+@dataclass
+class ExperiencedResult:
+    """indices: the tidy result (one row per index × group × … with value, se, ci_low,
+    ci_high, null_mean, excess where computed); places: one row per published unit (no
+    device ids); devices: one row per device (for the lake only — never publish it);
+    summary: counts (devices, visits, units kept and suppressed, rows set aside)."""
+
+    indices: pl.DataFrame
+    places: pl.DataFrame
+    devices: pl.DataFrame | None
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Context:
+    panel: Panel
+    params: ExperiencedParams
+    D: object
+    F: object | None
+    ref: np.ndarray
+    pi: np.ndarray
+    pi_source: str
+    hi: int | None
+    lo: int | None
+    ses: np.ndarray | None
+    s_home: np.ndarray | None
+    n_strata: int
+
+
+@dataclass
+class _Out:
+    stats: dict
+    unit_s: np.ndarray  # (U, R)
+    unit_ice: np.ndarray | None
+    detail: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- context
+
+
+def _device_shares(panel: Panel) -> np.ndarray:
+    v = (panel.weight[:, None] * panel.member).sum(0)
+    return v / v.sum()
+
+
+def _context(panel: Panel, params: ExperiencedParams) -> _Context:
+    check_groups(panel, params)
+    if panel.population is not None:
+        pi, src = groups.population_shares(panel.population, panel.groups), "population"
+    else:
+        pi, src = _device_shares(panel), "devices"
+    if params.reference == "population":
+        if np.any(~np.isfinite(pi)) or np.any(pi <= 0) or np.any(pi >= 1):
+            raise _usage("--reference population needs every group present in the population")
+        ref = pi
+    else:
+        ref = np.full(panel.k, 1.0 / panel.k)
+    hi = panel.groups.index(params.ice_high) if params.ice_high else None
+    lo = panel.groups.index(params.ice_low) if params.ice_low else None
+    if hi is not None and (pi[hi] <= 0 or pi[lo] <= 0):
+        raise _usage("ICE needs both groups present in the reference population")
+    D = places.dwell_matrix(panel.du_unit, panel.du_dev, panel.du_dwell, panel.n_units, panel.n)
+    F = None
+    if panel.kind == "visits":
+        F = people.share_matrix(panel.du_dev, panel.du_unit, panel.du_dwell, panel.n, panel.n_units)
+    ses = None
+    if panel.ses is not None and panel.kind == "visits":
+        s = economic.percentile_ranks(panel.ses) if params.ses_rank else panel.ses.astype(float)
+        ok = ~np.isnan(s)
+        if ok.sum() > 1 and np.nanstd(s) > 0:
+            ses = (s - np.nanmean(s)) / np.nanstd(s)  # numerics only: ES is affine invariant
+    return _Context(
+        panel=panel,
+        params=params,
+        D=D,
+        F=F,
+        ref=ref,
+        pi=pi,
+        pi_source=src,
+        hi=hi,
+        lo=lo,
+        ses=ses,
+        s_home=_home_segregation(panel, ref),
+        n_strata=max(len(panel.stratum_labels), 1),
+    )
+
+
+def _usage(msg: str):
+    from segtool.errors import UsageError
+
+    return UsageError(msg)
+
+
+def _home_segregation(panel: Panel, ref: np.ndarray) -> np.ndarray | None:
+    """S of each device's home area from the population composition (NaN if unknown)."""
+    if panel.population is None or panel.home_key is None:
+        return None
+    comp = panel.population.pivot(on="group", index="key", values="count").fill_null(0.0)
+    for g in panel.groups:
+        if g not in comp.columns:
+            comp = comp.with_columns(pl.lit(0.0).alias(g))
+    a = comp.select(panel.groups).to_numpy()
+    tau, tot = places.composition(a)
+    s = places.segregation(tau, ref)
+    lookup = pl.DataFrame({"key": comp["key"], "s": s}).filter(pl.Series(tot > 0))
+    dev = pl.DataFrame({"key": panel.home_key.cast(pl.String)}).with_row_index("i")
+    joined = dev.join(lookup, on="key", how="left").sort("i")
+    out = joined["s"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    return None if np.all(np.isnan(out)) else out
+
+
+# --------------------------------------------------------------------------- one block
+
+
+def _place_stats(stats: dict, name: str, values: np.ndarray, weights: np.ndarray, ctx: _Context):
+    panel = ctx.panel
+    by_s, overall = places.weighted_mean_by(values, weights, panel.unit_stratum, ctx.n_strata)
+    qs = list(people.QUANTILES.values())
+    ok = ~np.isnan(values)
+
+    def put(stratum, mean, v, w):
+        stats[Key(name, stratum=stratum, statistic="mean")] = mean
+        q = places.weighted_quantiles(v, np.where(np.isnan(v), 0.0, w), qs)
+        for j, stat in enumerate(people.QUANTILES):
+            stats[Key(name, stratum=stratum, statistic=stat)] = q[j]
+
+    put(None, overall, values, np.where(ok, weights, 0.0))
+    for s, label in enumerate(panel.stratum_labels):
+        rows = panel.unit_stratum == s
+        put(label, by_s[s], values[rows], weights[rows])
+
+
+def _summaries(
+    stats: dict, name: str, values: np.ndarray, mass, member, component=None, groups_=()
+):
+    for (g, stat), v in people.summaries(values, mass, member).items():
+        stats[
+            Key(name, group=None if g is None else groups_[g], component=component, statistic=stat)
+        ] = v
+
+
+def _evaluate(
+    ctx: _Context,
+    mass: np.ndarray,
+    member: np.ndarray,
+    count: np.ndarray,
+    ses: np.ndarray | None,
+    detail: bool = False,
+) -> _Out:
+    """All indices for R replicates at once. mass (n, R) = multiplier × weight;
+    member (R, n, K) group shares; count (n, R) multiplicities; ses (R, n)."""
+    panel, params = ctx.panel, ctx.params
+    g_ = panel.groups
+    r_count = mass.shape[1]
+    stats: dict = {}
+    a = places.amounts(ctx.D, mass, member)
+    tau, tot = places.composition(a)
+    unit_s = places.segregation(tau, ctx.ref)
+    _place_stats(stats, "place_segregation", unit_s, tot, ctx)
+    unit_ice = None
+    if ctx.hi is not None:
+        unit_ice = places.ice(a, ctx.pi, ctx.hi, ctx.lo)
+        _place_stats(stats, "ice", unit_ice, tot, ctx)
+    out = _Out(stats, unit_s, unit_ice)
+    if detail:
+        out.detail.update(tau=tau[:, 0, :], tot=tot[:, 0])
+    if panel.kind != "visits":
+        return out
+
+    t = people.exposures(ctx.F, tau)
+    s_i = people.individual_segregation(t, ctx.ref)
+    _summaries(stats, "individual_segregation", s_i, mass, member, groups_=g_)
+    if detail:
+        out.detail.update(t=t[:, 0, :], s_i=s_i[:, 0])
+    if params.leave_one_out:
+        t_loo = people.exposures_loo(
+            panel.du_dev, panel.du_unit, panel.du_dwell, a, mass, member, panel.n
+        )
+        s_loo = people.individual_segregation(t_loo, ctx.ref)
+        _summaries(stats, "individual_segregation", s_loo, mass, member, "leave_one_out", g_)
+        if detail:
+            out.detail.update(t_loo=t_loo[:, 0, :], s_loo=s_loo[:, 0])
+    if ctx.s_home is not None:
+        home = np.broadcast_to(ctx.s_home[:, None], mass.shape)
+        _summaries(stats, "home_segregation", home, mass, member, groups_=g_)
+
+    k = panel.k
+    for r in range(r_count):
+        m_r = member[r]
+        code_r = m_r.argmax(axis=1).astype(np.int32) if panel.hard else None
+        if panel.presence is not None:
+            num, den = encounters.copresence(panel.presence, mass[:, r], m_r, code_r)
+            e = groups.exposure_from(num, den)
+            for gi in range(k):
+                stats.setdefault(Key("experienced_isolation", g_[gi]), np.full(r_count, np.nan))[
+                    r
+                ] = e[gi, gi]
+                for hi in range(k):
+                    stats.setdefault(Key("exposure", g_[gi], g_[hi]), np.full(r_count, np.nan))[
+                        r
+                    ] = e[gi, hi]
+            if ctx.ses is not None:
+                n_i, sy, syy = encounters.ses_sums(panel.presence, count[:, r], ses[r])
+                es = economic.economic_segregation(ses[r], n_i, sy, syy, count[:, r])
+                for comp in ("correlation", "variance_component"):
+                    stats.setdefault(
+                        Key("economic_segregation", component=comp), np.full(r_count, np.nan)
+                    )[r] = es[comp]
+                if detail:
+                    out.detail.update(
+                        es=es, es_n=n_i, es_mean=np.where(n_i > 0, sy / np.maximum(n_i, 1), np.nan)
+                    )
+        if panel.home_presence is not None and panel.home_presence.rows:
+            num, den = encounters.copresence(panel.home_presence, mass[:, r], m_r, code_r)
+            e = groups.exposure_from(num, den)
+            for gi in range(k):
+                stats.setdefault(
+                    Key("residential_isolation", g_[gi], component="device_homes"),
+                    np.full(r_count, np.nan),
+                )[r] = e[gi, gi]
+    return out
+
+
+# --------------------------------------------------------------------------- replicates
+
+
+def _threads() -> int:
+    env = os.environ.get("SEGTOOL_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _block_size(panel: Panel) -> int:
+    # keep (devices × block × K) float arrays near 64 MB each
+    return int(max(1, min(32, 8_000_000 // max(1, panel.n * panel.k))))
+
+
+def _replicates(ctx: _Context, kind: str, on_block: Callable[[str, int], None] | None) -> _Out:
+    panel, params = ctx.panel, ctx.params
+    total = params.bootstrap if kind == "bootstrap" else params.null
+    n = panel.n
+
+    def run(reps: range) -> _Out:
+        if kind == "bootstrap":
+            c = resample.multipliers(n, reps, total, params.seed, params.resample)
+            mass = c * panel.weight[:, None]
+            member = np.broadcast_to(panel.member, (len(reps), *panel.member.shape))
+            ses = None if ctx.ses is None else np.broadcast_to(ctx.ses, (len(reps), n))
+            res = _evaluate(ctx, mass, member, c, ses)
+        else:
+            perms = resample.permutations(n, reps, total, params.seed)
+            mass = np.repeat(panel.weight[:, None], len(reps), axis=1)
+            member = panel.member[perms]
+            ses = None if ctx.ses is None else ctx.ses[perms]
+            res = _evaluate(ctx, mass, member, np.ones((n, len(reps))), ses)
+        if on_block:
+            on_block(kind, len(reps))
+        return res
+
+    parts = resample.blocks(total, _block_size(panel))
+    workers = _threads()
+    if workers > 1 and len(parts) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outs = list(pool.map(run, parts))
+    else:
+        outs = [run(p) for p in parts]
+    stats = {k: np.concatenate([o.stats[k] for o in outs]) for k in outs[0].stats}
+    unit_s = np.concatenate([o.unit_s for o in outs], axis=1)
+    unit_ice = (
+        None if outs[0].unit_ice is None else np.concatenate([o.unit_ice for o in outs], axis=1)
+    )
+    return _Out(stats, unit_s, unit_ice)
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def _row_order(key: Key, groups_: tuple[str, ...], strata: list[str]) -> tuple:
+    gpos = {g: i for i, g in enumerate(groups_)}
+    spos = {s: i for i, s in enumerate(strata)}
+    return (
+        INDEX_ORDER.index(key.index),
+        -1 if key.stratum is None else spos[key.stratum],
+        key.component or "",
+        -1 if key.group is None else gpos[key.group],
+        -1 if key.other_group is None else gpos[key.other_group],
+        STAT_ORDER.get(key.statistic, 9),
+    )
+
+
+def _assemble(
+    est: _Out, boot: _Out | None, null: _Out | None, ctx: _Context, extra: dict
+) -> pl.DataFrame:
+    rows = []
+    level = ctx.params.level
+    all_keys = list(est.stats) + [k for k in extra if k not in est.stats]
+    for key in sorted(
+        all_keys, key=lambda k: _row_order(k, ctx.panel.groups, ctx.panel.stratum_labels)
+    ):
+        value = float(extra[key]) if key in extra else float(est.stats[key][0])
+        row = {**key._asdict(), "value": value}
+        if boot is not None and key in boot.stats:
+            s = summarize_replicates(value, boot.stats[key], level)
+            row.update(se=s.se, ci_low=s.ci_low, ci_high=s.ci_high, debiased=s.debiased)
+        if null is not None and key in null.stats:
+            row.update(summarize_null(value, null.stats[key]))
+        rows.append(row)
+    schema = {
+        "index": pl.String,
+        "group": pl.String,
+        "other_group": pl.String,
+        "stratum": pl.String,
+        "component": pl.String,
+        "statistic": pl.String,
+        "value": pl.Float64,
+        "se": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+        "debiased": pl.Float64,
+        "null_mean": pl.Float64,
+        "excess": pl.Float64,
+        "p_value": pl.Float64,
+    }
+    frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+    return frame.with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
+def _places_frame(ctx: _Context, est: _Out, boot: _Out | None, null: _Out | None) -> pl.DataFrame:
+    panel = ctx.panel
+    tau, tot = est.detail["tau"], est.detail["tot"]
+    cols = {
+        "weighted_dwell": tot,
+        **{f"tau_{g}": tau[:, j] for j, g in enumerate(panel.groups)},
+        "segregation": est.unit_s[:, 0],
+    }
+    if est.unit_ice is not None:
+        cols["ice"] = est.unit_ice[:, 0]
+    for name, b, n in (
+        ("segregation", boot and boot.unit_s, null and null.unit_s),
+        ("ice", boot and boot.unit_ice, null and null.unit_ice),
+    ):
+        if name not in cols:
+            continue
+        if b is not None:
+            lo, hi = np.nanquantile(
+                b, [(1 - ctx.params.level) / 2, (1 + ctx.params.level) / 2], axis=1
+            )
+            cols[f"{name}_se"] = np.nanstd(b, axis=1, ddof=1)
+            cols[f"{name}_ci_low"], cols[f"{name}_ci_high"] = lo, hi
+        if n is not None:
+            nm = np.nanmean(n, axis=1)
+            cols[f"{name}_null_mean"] = nm
+            cols[f"{name}_excess"] = cols[name] - nm
+    base = panel.units.select(
+        "place", "stratum", "devices", "visits", pl.col("dwell_s").cast(pl.Float64)
+    )
+    if panel.kind == "flows":
+        base = base.rename({"devices": "flows", "dwell_s": "count"}).drop("visits")
+    frame = base.with_columns(pl.Series(k, v, dtype=pl.Float64) for k, v in cols.items())
+    if not panel.stratum_labels:
+        frame = frame.drop("stratum")
+    return frame.with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
+def _devices_frame(ctx: _Context, est: _Out) -> pl.DataFrame | None:
+    panel = ctx.panel
+    if panel.kind != "visits":
+        return None
+    d = est.detail
+    cols: dict = {"device": panel.device, "weight": pl.Series("weight", panel.weight)}
+    if panel.hard:
+        cols["group"] = pl.Series(
+            "group", np.array(panel.groups, dtype=object)[panel.code], dtype=pl.String
+        )
+    else:
+        for j, g in enumerate(panel.groups):
+            cols[f"share_{g}"] = pl.Series(f"share_{g}", panel.member[:, j])
+    for j, g in enumerate(panel.groups):
+        cols[f"tau_{g}"] = pl.Series(f"tau_{g}", d["t"][:, j])
+    cols["segregation"] = pl.Series("segregation", d["s_i"])
+    if "t_loo" in d:
+        for j, g in enumerate(panel.groups):
+            cols[f"tau_loo_{g}"] = pl.Series(f"tau_loo_{g}", d["t_loo"][:, j])
+        cols["segregation_loo"] = pl.Series("segregation_loo", d["s_loo"])
+    if ctx.s_home is not None:
+        cols["home_segregation"] = pl.Series("home_segregation", ctx.s_home)
+    if "es_n" in d:
+        cols["copresent_others"] = pl.Series("copresent_others", d["es_n"])
+        cols["others_ses_mean"] = pl.Series("others_ses_mean", d["es_mean"])
+    frame = pl.DataFrame(cols)
+    return frame.with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
+def experienced(
+    panel: Panel,
+    params: ExperiencedParams | None = None,
+    *,
+    on_block: Callable[[str, int], None] | None = None,
+) -> ExperiencedResult:
+    """Every experienced index of `panel` (see the package docstring for definitions).
+
+    `on_block(kind, n)` is called after each block of n bootstrap/null replicates."""
+    params = params or ExperiencedParams()
+    ctx = _context(panel, params)
+    n = panel.n
+    est = _evaluate(
+        ctx,
+        panel.weight[:, None].copy(),
+        panel.member[None],
+        np.ones((n, 1)),
+        None if ctx.ses is None else ctx.ses[None],
+        detail=True,
+    )
+    notes: list[str] = []
+    boot = null = None
+    if panel.kind == "flows" and (params.bootstrap or params.null):
+        notes.append("flows carry no devices: --bootstrap and --null are skipped")
+    else:
+        if params.bootstrap:
+            boot = _replicates(ctx, "bootstrap", on_block)
+        if params.null:
+            null = _replicates(ctx, "null", on_block)
+    extra: dict = {}
+    if panel.population is not None and panel.kind == "visits":
+        xpx = groups.residential_isolation_population(panel.population, panel.groups)
+        for j, g in enumerate(panel.groups):
+            extra[Key("residential_isolation", g, component="population")] = xpx[j]
+    if panel.kind == "visits":
+        if panel.presence is None:
+            notes.append(
+                "no start times: co-presence indices (isolation, exposure, economic) skipped"
+            )
+        elif panel.presence.rows == 0:
+            notes.append(
+                "no cell and time bin holds two devices: co-presence indices are undefined"
+            )
+        if panel.population is None and panel.home_presence is None:
+            notes.append("no homes and no population: residential isolation skipped")
+        if ctx.s_home is None:
+            notes.append("home-area segregation needs homes and population: skipped")
+        if panel.ses is None:
+            notes.append("no SES column: economic segregation skipped")
+    indices = _assemble(est, boot, null, ctx, extra)
+    summary = dict(panel.summary)
+    summary.update(
+        groups=list(panel.groups),
+        membership="hard" if panel.hard else "soft",
+        reference=params.reference,
+        population_shares_from=ctx.pi_source,
+        population_shares=dict(zip(panel.groups, map(float, ctx.pi), strict=True)),
+        notes=notes,
+    )
+    if "es" in est.detail:
+        summary["economic_devices"] = est.detail["es"]["devices"]
+        summary["economic_model"] = {k2: float(v) for k2, v in est.detail["es"]["model"].items()}
+    return ExperiencedResult(
+        indices=indices,
+        places=_places_frame(ctx, est, boot, null),
+        devices=_devices_frame(ctx, est),
+        summary=summary,
+    )
