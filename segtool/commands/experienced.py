@@ -171,15 +171,15 @@ def experienced(
     with console.progress() as bar:
         task = bar.add_task("preparing visits", total=None)
         if visits is not None:
-            manifest.add_input(visits, role="visits")
             lf = read_table(visits)
+            manifest.add_input(visits, role="visits")
             if ses_column != "ses" and ses_column in lf.collect_schema().names():
                 lf = lf.rename({ses_column: "ses"})
             panel = panel_from_long(lf, params, population=pop, ses=ses_frame, source=str(visits))
         elif flows is not None or use_flows:
             if flows is not None:
-                manifest.add_input(flows, role="flows")
                 flow_frame = read_table(flows)
+                manifest.add_input(flows, role="flows")
             else:
                 flow_frame = store.scan("flows")
                 manifest.add_dataset_input(store, "flows")
@@ -232,15 +232,16 @@ def experienced(
 def _read_population(path: Path | None, manifest: Manifest) -> pl.DataFrame | None:
     if path is None:
         return None
+    frame = read_table(path).collect()
     manifest.add_input(path, role="population")
-    return read_table(path).collect()
+    return frame
 
 
 def _read_ses(path: Path | None, column: str, manifest: Manifest) -> pl.DataFrame | None:
     if path is None:
         return None
-    manifest.add_input(path, role="ses")
     frame = read_table(path).collect()
+    manifest.add_input(path, role="ses")
     if column not in frame.columns or "device" not in frame.columns:
         raise InputError(f"{path} needs columns device and {column}")
     return frame.select("device", pl.col(column).alias("ses"))

@@ -20,7 +20,7 @@ import polars as pl
 from segtool.indices.experienced import economic, encounters, groups, people, places, resample
 from segtool.indices.experienced.panel import Panel, check_groups
 from segtool.indices.experienced.params import ExperiencedParams
-from segtool.indices.inference import summarize_null, summarize_replicates
+from segtool.indices.inference import excess_interval, summarize_null, summarize_replicates
 
 INDEX_ORDER = (
     "place_segregation",
@@ -351,6 +351,9 @@ def _assemble(
             row.update(se=s.se, ci_low=s.ci_low, ci_high=s.ci_high, debiased=s.debiased)
         if null is not None and key in null.stats:
             row.update(summarize_null(value, null.stats[key]))
+            if boot is not None and key in boot.stats:
+                lo, hi = excess_interval(row["excess"], boot.stats[key], level)
+                row.update(excess_ci_low=lo, excess_ci_high=hi)
         rows.append(row)
     schema = {
         "index": pl.String,
@@ -366,6 +369,8 @@ def _assemble(
         "debiased": pl.Float64,
         "null_mean": pl.Float64,
         "excess": pl.Float64,
+        "excess_ci_low": pl.Float64,
+        "excess_ci_high": pl.Float64,
         "p_value": pl.Float64,
     }
     frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)

@@ -21,7 +21,6 @@ people. Frequency weights (bootstrap multiplicities) weight each person's terms.
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
 
 
 def _wcorr(x: np.ndarray, y: np.ndarray, f: np.ndarray) -> float:
@@ -42,6 +41,8 @@ def reml_random_intercept(
     """REML fit of y_ij = β0 + β1 x_i + u_i + e_ij from per-person sufficient statistics
     (n_i observations, mean ȳ_i, within sum of squares Σ_j (y_ij − ȳ_i)²), with optional
     frequency weights f_i. Returns beta0, beta1, var_u, var_e."""
+    from scipy import optimize
+
     f = np.ones_like(x) if f is None else f
     keep = (n > 0) & (f > 0)
     x, n, ybar, within, f = x[keep], n[keep], ybar[keep], within[keep], f[keep]

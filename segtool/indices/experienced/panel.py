@@ -159,7 +159,7 @@ def _daytype_expr(tz: str, years: list[int]) -> pl.Expr:
     days = sorted(holidays.country_holidays("SE", years=years).keys()) if years else []
     d = _local(tz).dt.date()
     return (
-        pl.when(d.is_in(pl.Series(days, dtype=pl.Date)))
+        pl.when(d.is_in(pl.lit(pl.Series(days, dtype=pl.Date)).implode()))
         .then(pl.lit("holiday"))
         .when(_local(tz).dt.weekday() >= 6)
         .then(pl.lit("weekend"))
@@ -322,6 +322,11 @@ def panel_from_long(
         *(["start_us"] if "start" in schema else []),
         *([c for c in ("slot", "daytype") if c in schema]),
     )
+    if not hard:
+        # a soft visit is split into one row per group with dwell × share: put it back
+        # together so it covers its whole time span [start, start + dwell)
+        keys = [c for c in visits.collect_schema().names() if c != "dwell_s"]
+        visits = visits.group_by(keys).agg(pl.col("dwell_s").sum())
     visits = _ensure_strata(visits, schema, params)
     homes = None
     if "home" in devices.columns:
