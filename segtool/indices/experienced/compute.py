@@ -71,6 +71,9 @@ class _Context:
     ses: np.ndarray | None
     s_home: np.ndarray | None
     n_strata: int
+    D_groups: list | None = None
+    hard: encounters.HardIndex | None = None
+    home_hard: encounters.HardIndex | None = None
 
 
 @dataclass
@@ -115,6 +118,13 @@ def _context(panel: Panel, params: ExperiencedParams) -> _Context:
         ok = ~np.isnan(s)
         if ok.sum() > 1 and np.nanstd(s) > 0:
             ses = (s - np.nanmean(s)) / np.nanstd(s)  # numerics only: ES is affine invariant
+    hard = home_hard = None
+    d_groups = places.split_by_group(D, panel.code, panel.k) if panel.hard else None
+    if panel.kind == "visits" and panel.hard:
+        if panel.presence is not None:
+            hard = encounters.hard_index(panel.presence, panel.code)
+        if panel.home_presence is not None:
+            home_hard = encounters.hard_index(panel.home_presence, panel.code)
     return _Context(
         panel=panel,
         params=params,
@@ -128,6 +138,9 @@ def _context(panel: Panel, params: ExperiencedParams) -> _Context:
         ses=ses,
         s_home=_home_segregation(panel, ref),
         n_strata=max(len(panel.stratum_labels), 1),
+        D_groups=d_groups,
+        hard=hard,
+        home_hard=home_hard,
     )
 
 
@@ -158,55 +171,61 @@ def _home_segregation(panel: Panel, ref: np.ndarray) -> np.ndarray | None:
 # --------------------------------------------------------------------------- one block
 
 
-def _place_stats(stats: dict, name: str, values: np.ndarray, weights: np.ndarray, ctx: _Context):
+def _place_stats(
+    stats: dict, name: str, values: np.ndarray, weights: np.ndarray, ctx: _Context, quantiles: bool
+):
     panel = ctx.panel
     by_s, overall = places.weighted_mean_by(values, weights, panel.unit_stratum, ctx.n_strata)
     qs = list(people.QUANTILES.values())
-    ok = ~np.isnan(values)
 
     def put(stratum, mean, v, w):
         stats[Key(name, stratum=stratum, statistic="mean")] = mean
-        q = places.weighted_quantiles(v, np.where(np.isnan(v), 0.0, w), qs)
-        for j, stat in enumerate(people.QUANTILES):
-            stats[Key(name, stratum=stratum, statistic=stat)] = q[j]
+        if quantiles:
+            q = places.weighted_quantiles(v, np.where(np.isnan(v), 0.0, w), qs)
+            for j, stat in enumerate(people.QUANTILES):
+                stats[Key(name, stratum=stratum, statistic=stat)] = q[j]
 
-    put(None, overall, values, np.where(ok, weights, 0.0))
+    put(None, overall, values, weights)
     for s, label in enumerate(panel.stratum_labels):
         rows = panel.unit_stratum == s
         put(label, by_s[s], values[rows], weights[rows])
 
 
-def _summaries(
-    stats: dict, name: str, values: np.ndarray, mass, member, component=None, groups_=()
-):
-    for (g, stat), v in people.summaries(values, mass, member).items():
-        stats[
-            Key(name, group=None if g is None else groups_[g], component=component, statistic=stat)
-        ] = v
+def _summaries(stats, name, values, mass, member, groups_, component=None, quantiles=True):
+    for (g, stat), v in people.summaries(values, mass, member, quantiles).items():
+        key = Key(name, None if g is None else groups_[g], component=component, statistic=stat)
+        stats[key] = v
 
 
 def _evaluate(
     ctx: _Context,
-    mass: np.ndarray,
+    mult: np.ndarray | None,
     member: np.ndarray,
-    count: np.ndarray,
     ses: np.ndarray | None,
     detail: bool = False,
 ) -> _Out:
-    """All indices for R replicates at once. mass (n, R) = multiplier × weight;
-    member (R, n, K) group shares; count (n, R) multiplicities; ses (R, n)."""
+    """All indices for a block of R replicates at once.
+
+    mult: (n, R) bootstrap multiplicities, or None (all ones: the estimate, or a null
+    block); member: group shares (n, K) shared by the block, or (R, n, K) per replicate;
+    ses: (n,) shared or (R, n). Quantiles only with `detail` (the estimate): replicates
+    carry the means."""
     panel, params = ctx.panel, ctx.params
     g_ = panel.groups
-    r_count = mass.shape[1]
+    k = panel.k
+    shared = member.ndim == 2
+    r_count = member.shape[0] if not shared else (1 if mult is None else mult.shape[1])
+    w = panel.weight[:, None]
+    mass = w * mult if mult is not None else np.broadcast_to(w, (panel.n, r_count))
     stats: dict = {}
-    a = places.amounts(ctx.D, mass, member)
+    a = places.amounts(ctx.D, mass, member, ctx.D_groups)
     tau, tot = places.composition(a)
     unit_s = places.segregation(tau, ctx.ref)
-    _place_stats(stats, "place_segregation", unit_s, tot, ctx)
+    _place_stats(stats, "place_segregation", unit_s, tot, ctx, detail)
     unit_ice = None
     if ctx.hi is not None:
         unit_ice = places.ice(a, ctx.pi, ctx.hi, ctx.lo)
-        _place_stats(stats, "ice", unit_ice, tot, ctx)
+        _place_stats(stats, "ice", unit_ice, tot, ctx, detail)
     out = _Out(stats, unit_s, unit_ice)
     if detail:
         out.detail.update(tau=tau[:, 0, :], tot=tot[:, 0])
@@ -215,55 +234,52 @@ def _evaluate(
 
     t = people.exposures(ctx.F, tau)
     s_i = people.individual_segregation(t, ctx.ref)
-    _summaries(stats, "individual_segregation", s_i, mass, member, groups_=g_)
+    _summaries(stats, "individual_segregation", s_i, mass, member, g_, quantiles=detail)
     if detail:
         out.detail.update(t=t[:, 0, :], s_i=s_i[:, 0])
     if params.leave_one_out:
-        t_loo = people.exposures_loo(
-            panel.du_dev, panel.du_unit, panel.du_dwell, a, mass, member, panel.n
-        )
+        t_loo = people.exposures_loo(panel.du_dev, panel.du_unit, panel.du_dwell, a, mass, member)
         s_loo = people.individual_segregation(t_loo, ctx.ref)
-        _summaries(stats, "individual_segregation", s_loo, mass, member, "leave_one_out", g_)
+        _summaries(
+            stats, "individual_segregation", s_loo, mass, member, g_, "leave_one_out", detail
+        )
         if detail:
             out.detail.update(t_loo=t_loo[:, 0, :], s_loo=s_loo[:, 0])
     if ctx.s_home is not None:
         home = np.broadcast_to(ctx.s_home[:, None], mass.shape)
-        _summaries(stats, "home_segregation", home, mass, member, groups_=g_)
+        _summaries(stats, "home_segregation", home, mass, member, g_, quantiles=detail)
 
-    k = panel.k
-    for r in range(r_count):
-        m_r = member[r]
-        code_r = m_r.argmax(axis=1).astype(np.int32) if panel.hard else None
-        if panel.presence is not None:
-            num, den = encounters.copresence(panel.presence, mass[:, r], m_r, code_r)
-            e = groups.exposure_from(num, den)
-            for gi in range(k):
-                stats.setdefault(Key("experienced_isolation", g_[gi]), np.full(r_count, np.nan))[
-                    r
-                ] = e[gi, gi]
-                for hi in range(k):
-                    stats.setdefault(Key("exposure", g_[gi], g_[hi]), np.full(r_count, np.nan))[
-                        r
-                    ] = e[gi, hi]
-            if ctx.ses is not None:
-                n_i, sy, syy = encounters.ses_sums(panel.presence, count[:, r], ses[r])
-                es = economic.economic_segregation(ses[r], n_i, sy, syy, count[:, r])
-                for comp in ("correlation", "variance_component"):
-                    stats.setdefault(
-                        Key("economic_segregation", component=comp), np.full(r_count, np.nan)
-                    )[r] = es[comp]
+    if panel.presence is not None:
+        num, den = encounters.copresence(
+            panel.presence, panel.weight, mult, member, ctx.hard if shared else None
+        )
+        e = groups.exposure_from(num, den)  # (R, K, K)
+        for gi in range(k):
+            stats[Key("experienced_isolation", g_[gi])] = e[:, gi, gi]
+            for hi in range(k):
+                stats[Key("exposure", g_[gi], g_[hi])] = e[:, gi, hi]
+        if ses is not None:
+            n_i, sy, syy = encounters.ses_sums(panel.presence, mult, ses, panel.n)
+            es_vals = {c: np.full(r_count, np.nan) for c in ("correlation", "variance_component")}
+            for r in range(r_count):
+                x = ses if ses.ndim == 1 else ses[r]
+                f = None if mult is None else mult[:, r].astype(float)
+                es = economic.economic_segregation(x, n_i[:, r], sy[:, r], syy[:, r], f)
+                for c in es_vals:
+                    es_vals[c][r] = es[c]
                 if detail:
-                    out.detail.update(
-                        es=es, es_n=n_i, es_mean=np.where(n_i > 0, sy / np.maximum(n_i, 1), np.nan)
-                    )
-        if panel.home_presence is not None and panel.home_presence.rows:
-            num, den = encounters.copresence(panel.home_presence, mass[:, r], m_r, code_r)
-            e = groups.exposure_from(num, den)
-            for gi in range(k):
-                stats.setdefault(
-                    Key("residential_isolation", g_[gi], component="device_homes"),
-                    np.full(r_count, np.nan),
-                )[r] = e[gi, gi]
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        mean = np.where(n_i[:, 0] > 0, sy[:, 0] / n_i[:, 0], np.nan)
+                    out.detail.update(es=es, es_n=n_i[:, 0], es_mean=mean)
+            for c, v in es_vals.items():
+                stats[Key("economic_segregation", component=c)] = v
+    if panel.home_presence is not None and panel.home_presence.rows:
+        num, den = encounters.copresence(
+            panel.home_presence, panel.weight, mult, member, ctx.home_hard if shared else None
+        )
+        e = groups.exposure_from(num, den)
+        for gi in range(k):
+            stats[Key("residential_isolation", g_[gi], component="device_homes")] = e[:, gi, gi]
     return out
 
 
@@ -278,8 +294,8 @@ def _threads() -> int:
 
 
 def _block_size(panel: Panel) -> int:
-    # keep (devices × block × K) float arrays near 64 MB each
-    return int(max(1, min(32, 8_000_000 // max(1, panel.n * panel.k))))
+    # keep (devices × block × K) float arrays near 128 MB each
+    return int(max(1, min(16, 16_000_000 // max(1, panel.n * panel.k))))
 
 
 def _replicates(ctx: _Context, kind: str, on_block: Callable[[str, int], None] | None) -> _Out:
@@ -290,16 +306,11 @@ def _replicates(ctx: _Context, kind: str, on_block: Callable[[str, int], None] |
     def run(reps: range) -> _Out:
         if kind == "bootstrap":
             c = resample.multipliers(n, reps, total, params.seed, params.resample)
-            mass = c * panel.weight[:, None]
-            member = np.broadcast_to(panel.member, (len(reps), *panel.member.shape))
-            ses = None if ctx.ses is None else np.broadcast_to(ctx.ses, (len(reps), n))
-            res = _evaluate(ctx, mass, member, c, ses)
+            res = _evaluate(ctx, c, panel.member, ctx.ses)
         else:
             perms = resample.permutations(n, reps, total, params.seed)
-            mass = np.repeat(panel.weight[:, None], len(reps), axis=1)
-            member = panel.member[perms]
             ses = None if ctx.ses is None else ctx.ses[perms]
-            res = _evaluate(ctx, mass, member, np.ones((n, len(reps))), ses)
+            res = _evaluate(ctx, None, panel.member[perms], ses)
         if on_block:
             on_block(kind, len(reps))
         return res
@@ -454,15 +465,7 @@ def experienced(
     `on_block(kind, n)` is called after each block of n bootstrap/null replicates."""
     params = params or ExperiencedParams()
     ctx = _context(panel, params)
-    n = panel.n
-    est = _evaluate(
-        ctx,
-        panel.weight[:, None].copy(),
-        panel.member[None],
-        np.ones((n, 1)),
-        None if ctx.ses is None else ctx.ses[None],
-        detail=True,
-    )
+    est = _evaluate(ctx, None, panel.member, ctx.ses, detail=True)
     notes: list[str] = []
     boot = null = None
     if panel.kind == "flows" and (params.bootstrap or params.null):

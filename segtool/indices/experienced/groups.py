@@ -22,9 +22,10 @@ import polars as pl
 
 
 def exposure_from(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """E_gh = N_gh / D_g (NaN rows for groups never present with anyone)."""
+    """E_gh = N_gh / D_g (NaN rows for groups never present with anyone); num (…, K, K),
+    den (…, K)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den[:, None]
+        return num / den[..., None]
 
 
 def residential_isolation_population(

@@ -34,6 +34,7 @@ from segtool.errors import InputError, UsageError
 from segtool.indices.experienced.params import ExperiencedParams
 
 UTC_US = pl.Datetime("us", "UTC")
+_NO_START = np.iinfo(np.int64).min
 DAYTYPES = ("weekday", "weekend", "holiday")
 
 
@@ -47,6 +48,7 @@ class Presence:
     amount: np.ndarray  # float64 (seconds of overlap, or 1 for homes)
     starts: np.ndarray  # int64 first row of each segment
     n_seg: int
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def rows(self) -> int:
@@ -517,7 +519,10 @@ def _build(
     population: pl.DataFrame | None = None,
 ) -> Panel:
     """visits (device, place, dwell_s[, start_us, slot, daytype]) + devices (device, weight,
-    one share/dwell column per group[, ses]) → Panel."""
+    one share/dwell column per group[, ses]) → Panel.
+
+    One streaming pass turns the visits into integer codes (device, place, stratum); the
+    aggregations then run on single Int64 keys, which polars groups and sorts fast."""
     if len(groups) < 2:
         raise InputError(f"experienced indices need at least two groups; found {len(groups)}")
     k = len(groups)
@@ -525,91 +530,131 @@ def _build(
     if (devices["weight"].is_null() | (devices["weight"] < 0)).any():
         raise InputError("some devices have a missing or negative weight")
     devices = devices.with_row_index("__dev")
-    keys = devices.select("device", "__dev").lazy()
     vschema = _columns(visits)
     by = params.by
     if "hour" in by:
         visits = visits.with_columns((pl.col("slot") // 2).alias("hour"))
     strata = list(by)
 
-    matched = visits.join(keys, on="device", how="inner")
-    unit_keys = ["place", *strata]
-    units_all = (
-        matched.group_by(unit_keys)
-        .agg(
-            pl.col("__dev").n_unique().alias("devices"),
-            pl.len().alias("visits"),
-            pl.col("dwell_s").sum(),
+    # dictionaries: places (sorted) and each stratum's values (sorted)
+    places = visits.select(pl.col("place").unique().sort()).collect(engine="streaming")["place"]
+    dicts = {
+        s: visits.select(pl.col(s).unique().sort()).collect(engine="streaming")[s].drop_nulls()
+        for s in strata
+    }
+    if any(visits.select(pl.col(s).is_null().any()).collect().item() for s in strata):
+        raise InputError(f"some visits lack {' or '.join(strata)}")
+    radix = [len(dicts[s]) for s in strata]
+    n_s = int(np.prod(radix)) if strata else 1
+    code = pl.lit(0, pl.Int64)
+    for s, r in zip(strata, radix, strict=True):
+        d = pl.DataFrame({s: dicts[s], f"__c_{s}": np.arange(r, dtype=np.int64)})
+        visits = visits.join(d.lazy(), on=s, how="left")
+        code = code * r + pl.col(f"__c_{s}")
+    pl_places = pl.DataFrame({"place": places, "__p": np.arange(places.len(), dtype=np.int64)})
+    has_start = "start_us" in vschema
+    base = (
+        visits.join(devices.select("device", "__dev").lazy(), on="device", how="inner")
+        .join(pl_places.lazy(), on="place", how="left")
+        .select(
+            pl.col("__dev").cast(pl.Int64).alias("dev"),
+            (pl.col("__p") * n_s + code).alias("ukey"),
+            pl.col("__p").alias("pcode"),
+            "dwell_s",
+            *([pl.col("start_us").fill_null(_NO_START)] if has_start else []),
         )
         .collect(engine="streaming")
     )
-    n_matched = int(units_all["visits"].sum())
+    n_matched = base.height
     rows_in = summary.get("rows_in", n_matched)
     lost = rows_in - sum(summary.get("rejected_by_reason", {}).values()) - n_matched
     if lost:
         summary.setdefault("rejected_by_reason", {})["device_without_group"] = lost
-    keep = units_all["devices"] >= params.min_devices
-    sup = units_all.filter(~keep)
+    n_ukeys = places.len() * n_s
+    # dwell per (device, unit) on one Int64 key, sorted (device-major)
+    srt = base.select((pl.col("dev") * n_ukeys + pl.col("ukey")).alias("k"), "dwell_s").sort("k")
+    dk, du_dwell_all, du_n = _merge_sorted(srt["k"].to_numpy(), srt["dwell_s"].to_numpy())
+    del srt
+    du_ukey = dk % n_ukeys
+    u_dev = np.bincount(du_ukey, minlength=n_ukeys)
+    u_vis = np.bincount(du_ukey, weights=du_n, minlength=n_ukeys)
+    u_dwell = np.bincount(du_ukey, weights=du_dwell_all, minlength=n_ukeys)
+    present = u_dev > 0
+    keep = u_dev >= params.min_devices
+    sup = present & ~keep
     summary.update(
-        units_total=units_all.height,
-        units_suppressed=sup.height,
-        visits_suppressed=int(sup["visits"].sum()),
-        dwell_suppressed_s=float(sup["dwell_s"].sum()),
+        units_total=int(present.sum()),
+        units_suppressed=int(sup.sum()),
+        visits_suppressed=int(u_vis[sup].sum()),
+        dwell_suppressed_s=float(u_dwell[sup].sum()),
         min_devices=params.min_devices,
     )
-    units = units_all.filter(keep).sort(unit_keys).with_row_index("unit")
-    if units.height == 0:
+    if not keep.any():
         raise InputError(
             f"no place was visited by at least {params.min_devices} distinct devices",
             hint="lower --min-devices (published outputs then hold smaller places)",
         )
-    # strata labels and codes
-    if strata:
-        labels_df = units.select(strata).unique().sort(strata)
-        labels = [stratum_label(tuple(strata), r) for r in labels_df.iter_rows(named=True)]
-        labels_df = labels_df.with_columns(
-            pl.Series("stratum", labels, dtype=pl.String),
-            pl.Series("__s", range(len(labels)), dtype=pl.Int32),
-        )
-        units = units.join(labels_df, on=strata, how="left").sort("unit")
-        unit_stratum = units["__s"].to_numpy().astype(np.int32)
-        units = units.drop("__s")
-    else:
-        labels = []
-        units = units.with_columns(pl.lit(None, pl.String).alias("stratum"))
-        unit_stratum = np.zeros(units.height, dtype=np.int32)
-    places = units.select("place").unique().sort("place").with_row_index("__pcode")
-    unit_map = units.select("unit", *unit_keys).join(places, on="place").lazy()
-
-    kept = matched.join(unit_map, on=unit_keys, how="inner")
-    du = (
-        kept.group_by("__dev", "unit")
-        .agg(pl.col("dwell_s").sum())
-        .sort("__dev", "unit")
-        .collect(engine="streaming")
+    kept_ukeys = np.flatnonzero(keep)
+    unit_of = np.full(n_ukeys, -1, dtype=np.int64)
+    unit_of[kept_ukeys] = np.arange(kept_ukeys.size)
+    # units table
+    pcode_u, scode_u = kept_ukeys // n_s, kept_ukeys % n_s
+    units = pl.DataFrame({"unit": np.arange(kept_ukeys.size, dtype=np.uint32)}).with_columns(
+        places.gather(pcode_u).alias("place")
     )
-    # compact the device index to devices that keep at least one visit
-    active = np.unique(du["__dev"].to_numpy())
+    rest = scode_u.copy()
+    cols = {}
+    for s, r in reversed(list(zip(strata, radix, strict=True))):
+        cols[s] = dicts[s].gather(rest % r)
+        rest //= r
+    units = units.with_columns(*(cols[s].alias(s) for s in strata))
+    labels = []
+    unit_stratum = np.zeros(kept_ukeys.size, dtype=np.int32)
+    if strata:
+        present_s = np.unique(scode_u)
+        lookup = np.full(n_s, -1, dtype=np.int64)
+        lookup[present_s] = np.arange(present_s.size)
+        first = {int(s): i for i, s in enumerate(scode_u)}
+        labels = [
+            stratum_label(tuple(strata), units.row(first[int(s)], named=True)) for s in present_s
+        ]
+        unit_stratum = lookup[scode_u].astype(np.int32)
+        units = units.with_columns(
+            pl.Series("stratum", np.array(labels, dtype=object)[unit_stratum], dtype=pl.String)
+        )
+    else:
+        units = units.with_columns(pl.lit(None, pl.String).alias("stratum"))
+    units = units.with_columns(
+        pl.Series("devices", u_dev[kept_ukeys], dtype=pl.UInt32),
+        pl.Series("visits", u_vis[kept_ukeys].astype(np.int64), dtype=pl.UInt32),
+        pl.Series("dwell_s", u_dwell[kept_ukeys], dtype=pl.Float64),
+    )
+    # (device, unit) rows of kept units; compact the device index to devices left
+    rows = keep[du_ukey]
+    du_dev_old = dk[rows] // n_ukeys
+    active = np.flatnonzero(np.bincount(du_dev_old, minlength=devices.height) > 0)
     remap = np.full(devices.height, -1, dtype=np.int64)
     remap[active] = np.arange(active.size)
     summary["devices_total"] = devices.height
     summary["devices"] = int(active.size)
     summary["devices_without_kept_visits"] = int(devices.height - active.size)
     summary["visits"] = n_matched - summary["visits_suppressed"]
-    summary["units"] = units.height
+    summary["units"] = int(kept_ukeys.size)
     dev_tab = devices[active.tolist()] if active.size < devices.height else devices
-    mcols = _member_cols(k)
-    member = dev_tab.select(mcols).to_numpy().astype(np.float64)
+    member = dev_tab.select(_member_cols(k)).to_numpy().astype(np.float64)
     weight = dev_tab["weight"].to_numpy().astype(np.float64)
     ses = dev_tab["ses"].cast(pl.Float64).to_numpy() if "ses" in dev_tab.columns else None
     if ses is not None and np.all(np.isnan(ses)):
         ses = None
 
     presence = None
-    if "start_us" in vschema:
-        presence = _presence(kept, remap, params.bin_s)
+    if has_start:
+        # hard groups: order each segment's rows by group too (see encounters.hard_index)
+        code_old = devices.select(_member_cols(k)).to_numpy().argmax(axis=1) if hard else None
+        presence = _presence(base, kept_ukeys, remap, params.bin_s, code_old, k)
         summary["bin_s"] = params.bin_s
         summary["copresence_rows"] = presence.rows
+    del base
     home_presence = None
     home_key = None
     if homes is not None:
@@ -635,9 +680,9 @@ def _build(
         units=units.select("unit", "place", "stratum", *strata, "devices", "visits", "dwell_s"),
         unit_stratum=unit_stratum,
         stratum_labels=labels,
-        du_dev=remap[du["__dev"].to_numpy()].astype(np.int32),
-        du_unit=du["unit"].to_numpy().astype(np.int32),
-        du_dwell=du["dwell_s"].to_numpy().astype(np.float64),
+        du_dev=remap[du_dev_old].astype(np.int32),
+        du_unit=unit_of[du_ukey[rows]].astype(np.int32),
+        du_dwell=du_dwell_all[rows].astype(np.float64),
         presence=presence,
         home_presence=home_presence,
         home_key=home_key,
@@ -647,22 +692,46 @@ def _build(
     )
 
 
-def _presence(kept: pl.LazyFrame, remap: np.ndarray, bin_s: int) -> Presence:
+def _presence(
+    base: pl.DataFrame,
+    kept_ukeys: np.ndarray,
+    remap: np.ndarray,
+    bin_s: int,
+    code: np.ndarray | None = None,
+    k: int = 1,
+) -> Presence:
     """Co-presence rows: each visit's seconds of overlap with each time bin of width
-    `bin_s`, summed per (device, cell, bin); segments = (cell, bin) with ≥ 2 devices."""
+    `bin_s`, summed per (device, cell, bin); segments = (cell, bin) with ≥ 2 devices.
+
+    base: (dev, ukey, pcode, dwell_s, start_us) with `dev` the uncompacted device index."""
     b_us = bin_s * 1_000_000
-    v = kept.select(
-        "__dev",
-        "__pcode",
-        "start_us",
-        "dwell_s",
-        (pl.col("start_us") // b_us).alias("b0"),
-        ((pl.col("start_us") + (pl.col("dwell_s") * 1e6).round().cast(pl.Int64) - 1) // b_us).alias(
-            "b1"
-        ),
-    ).filter(pl.col("start_us").is_not_null())
+    v = (
+        base.lazy()
+        .filter(pl.col("start_us") != _NO_START)
+        .join(pl.DataFrame({"ukey": kept_ukeys}).lazy(), on="ukey", how="semi")
+        .select(
+            "dev",
+            "pcode",
+            "start_us",
+            "dwell_s",
+            (pl.col("start_us") // b_us).alias("b0"),
+            (
+                (pl.col("start_us") + (pl.col("dwell_s") * 1e6).round().cast(pl.Int64) - 1) // b_us
+            ).alias("b1"),
+        )
+    )
+    lim = v.select(
+        pl.col("b0").min().alias("lo"),
+        pl.col("b1").max().alias("hi"),
+        pl.col("pcode").max().alias("p"),
+        pl.len().alias("n"),
+    ).collect()
+    if lim["n"][0] == 0:
+        return _empty_presence()
+    bmin, n_bins = int(lim["lo"][0]), int(lim["hi"][0] - lim["lo"][0] + 1)
+    n_p, n_dev = int(lim["p"][0]) + 1, int(remap.size)
     one = v.filter(pl.col("b0") >= pl.col("b1")).select(
-        "__dev", "__pcode", pl.col("b0").alias("bin"), pl.col("dwell_s").alias("amount")
+        "dev", "pcode", pl.col("b0").alias("bin"), pl.col("dwell_s").alias("amount")
     )
     s = pl.col("start_us").cast(pl.Float64) / 1e6
     many = (
@@ -670,8 +739,8 @@ def _presence(kept: pl.LazyFrame, remap: np.ndarray, bin_s: int) -> Presence:
         .with_columns(pl.int_ranges("b0", pl.col("b1") + 1).alias("bin"))
         .explode("bin")
         .select(
-            "__dev",
-            "__pcode",
+            "dev",
+            "pcode",
             "bin",
             (
                 pl.min_horizontal(
@@ -681,50 +750,77 @@ def _presence(kept: pl.LazyFrame, remap: np.ndarray, bin_s: int) -> Presence:
             ).alias("amount"),
         )
     )
-    rows = (
-        pl.concat([one, many])
-        .group_by("__dev", "__pcode", "bin")
-        .agg(pl.col("amount").sum())
-        .filter(pl.len().over("__pcode", "bin") >= 2)
-        .sort("__pcode", "bin", "__dev")
-        .select(
-            pl.col("__dev").cast(pl.Int64),
-            (
-                (pl.col("__pcode") != pl.col("__pcode").shift(1)).fill_null(True)
-                | (pl.col("bin") != pl.col("bin").shift(1)).fill_null(True)
+    rows = pl.concat([one, many])
+    n_g = 1 if code is None else k
+    if float(n_p) * n_bins * n_g * n_dev < 2**62:
+        g = pl.lit(0, pl.Int64)
+        if code is not None:
+            g = pl.col("dev").replace_strict(
+                np.arange(code.size), code.astype(np.int64), return_dtype=pl.Int64
             )
-            .cum_sum()
-            .cast(pl.Int64)
-            .alias("__seg"),
-            "amount",
+        key = ((pl.col("pcode") * n_bins + (pl.col("bin") - bmin)) * n_g + g) * n_dev + pl.col(
+            "dev"
         )
-        .collect(engine="streaming")
+        srt = rows.select(key.alias("k"), "amount").sort("k").collect(engine="streaming")
+        keys, amount, _ = _merge_sorted(srt["k"].to_numpy(), srt["amount"].to_numpy())
+        del srt
+        return _sorted_segments(keys // (n_dev * n_g), remap[keys % n_dev], amount)
+    else:  # keys too wide for one Int64: group on three columns
+        agg = (
+            rows.group_by("pcode", "bin", "dev")
+            .agg(pl.col("amount").sum())
+            .sort("pcode", "bin", "dev")
+            .collect(engine="streaming")
+        )
+        p_, b_ = agg["pcode"].to_numpy(), agg["bin"].to_numpy()
+        seg_key = np.r_[0, np.cumsum((p_[1:] != p_[:-1]) | (b_[1:] != b_[:-1]))]
+        d = agg["dev"].to_numpy()
+    return _sorted_segments(seg_key, remap[d], agg["amount"].to_numpy())
+
+
+def _merge_sorted(
+    keys: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted keys with repeats → unique keys, summed values, counts."""
+    if keys.size == 0:
+        return keys, values, np.zeros(0)
+    new = np.empty(keys.size, dtype=bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    counts = np.diff(np.append(starts, keys.size)).astype(np.float64)
+    return keys[starts], np.add.reduceat(values, starts), counts
+
+
+def _empty_presence() -> Presence:
+    return Presence(
+        np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.int64), 0
     )
-    rows = rows.with_columns(pl.Series("__dev", remap[rows["__dev"].to_numpy()]))
-    return _segments(rows)
+
+
+def _sorted_segments(seg_key: np.ndarray, dev: np.ndarray, amount: np.ndarray) -> Presence:
+    """Rows already sorted by segment key → Presence without single-device segments."""
+    if seg_key.size == 0:
+        return _empty_presence()
+    new = np.r_[True, seg_key[1:] != seg_key[:-1]]
+    ids = np.cumsum(new) - 1
+    counts = np.bincount(ids)
+    keep = counts[ids] >= 2
+    if not keep.any():
+        return _empty_presence()
+    ids, dev, amount = ids[keep], dev[keep], amount[keep]
+    new = np.r_[True, ids[1:] != ids[:-1]]
+    seg = (np.cumsum(new) - 1).astype(np.int32)
+    starts = np.flatnonzero(new).astype(np.int64)
+    return Presence(dev.astype(np.int32), seg, amount.astype(np.float64), starts, int(starts.size))
 
 
 def _segments(rows: pl.DataFrame) -> Presence:
-    """(__dev, __seg, amount) → Presence sorted by segment, segments renumbered 0.., with
-    single-device segments dropped."""
+    """(__dev, __seg, amount) in any order → Presence (single-device segments dropped)."""
     rows = rows.sort("__seg", "__dev")
-    seg = rows["__seg"].to_numpy()
-    dev = rows["__dev"].to_numpy().astype(np.int32)
-    amount = rows["amount"].to_numpy().astype(np.float64)
-    if seg.size:
-        new = np.r_[True, seg[1:] != seg[:-1]]
-        ids = np.cumsum(new) - 1
-        counts = np.bincount(ids)
-        keep = counts[ids] >= 2
-        seg, dev, amount = ids[keep], dev[keep], amount[keep]
-    if seg.size == 0:
-        return Presence(
-            np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), np.zeros(0, np.int64), 0
-        )
-    new = np.r_[True, seg[1:] != seg[:-1]]
-    seg = (np.cumsum(new) - 1).astype(np.int32)
-    starts = np.flatnonzero(new).astype(np.int64)
-    return Presence(dev, seg, amount, starts, int(starts.size))
+    return _sorted_segments(
+        rows["__seg"].to_numpy(), rows["__dev"].to_numpy(), rows["amount"].to_numpy()
+    )
 
 
 # --------------------------------------------------------------------------- flows

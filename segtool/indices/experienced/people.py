@@ -18,9 +18,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from segtool.indices.experienced.encounters import indicator
 from segtool.indices.experienced.places import segregation, weighted_quantiles
 
 QUANTILES = {"q25": 0.25, "median": 0.5, "q75": 0.75}
+_CHUNK = 250_000  # rows per chunk of the leave-one-out pass
 
 
 def share_matrix(
@@ -44,27 +46,42 @@ def exposures_loo(
     a: np.ndarray,
     mass: np.ndarray,
     member: np.ndarray,
-    n_dev: int,
 ) -> np.ndarray:
     """Leave-one-out τ_gi (n, R, K); NaN where the device shares no place with anyone.
 
-    a: unit amounts (units, R, K); mass (n, R); member (R, n, K)."""
-    r_count, k = a.shape[1], a.shape[2]
-    out = np.full((n_dev, r_count, k), np.nan)
+    Rows (device, unit, dwell) sorted by device, every device having at least one row.
+    a: unit amounts (units, R, K); mass (n, R); member (n, K) or (R, n, K)."""
+    n, r_count = mass.shape
+    k = a.shape[2]
+    rows = du_dev.size
+    dev_starts = np.flatnonzero(np.r_[True, du_dev[1:] != du_dev[:-1]])
+    counts = np.diff(np.append(dev_starts, rows))
     tot = a.sum(axis=-1)
-    for r in range(r_count):
-        own = mass[du_dev, r] * dwell
-        t = tot[du_unit, r]
+    a_g = [np.ascontiguousarray(a[:, :, g]) for g in range(k)]
+    out = np.empty((n, r_count, k))
+    step = max(1, _CHUNK)
+    d0 = 0
+    while d0 < n:
+        r0 = int(dev_starts[d0])
+        d1 = max(d0 + 1, int(np.searchsorted(dev_starts, r0 + step, side="right")))
+        d1 = min(d1, n)
+        r1 = int(dev_starts[d1]) if d1 < n else rows
+        unit, d = du_unit[r0:r1], dwell[r0:r1, None]
+        dev_sum = indicator(dev_starts[d0:d1] - r0, r1 - r0)
+        own = np.repeat(mass[d0:d1], counts[d0:d1], axis=0) * d
+        t = np.take(tot, unit, axis=0)
         denom = t - own
         valid = denom > 1e-9 * t
-        wd = np.where(valid, dwell, 0.0)
-        norm = np.bincount(du_dev, weights=wd, minlength=n_dev)
-        safe = np.where(valid, denom, 1.0)
-        has = norm > 0
-        for g in range(k):
-            val = (a[du_unit, r, g] - own * member[r, du_dev, g]) / safe
-            num = np.bincount(du_dev, weights=wd * val, minlength=n_dev)
-            out[has, r, g] = num[has] / norm[has]
+        inv = np.zeros_like(denom)
+        np.divide(np.broadcast_to(d, denom.shape), denom, out=inv, where=valid)
+        norm = dev_sum @ np.where(valid, d, 0.0)
+        own_term = dev_sum @ (inv * own)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for g in range(k):
+                m_g = member[d0:d1, g][:, None] if member.ndim == 2 else member[:, d0:d1, g].T
+                num = dev_sum @ (inv * np.take(a_g[g], unit, axis=0)) - own_term * m_g
+                out[d0:d1, :, g] = np.where(norm > 0, num / norm, np.nan)
+        d0 = d1
     return out
 
 
@@ -73,18 +90,26 @@ def individual_segregation(t: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return segregation(t, ref)
 
 
-def summaries(values: np.ndarray, mass: np.ndarray, member: np.ndarray) -> dict:
-    """{(group or None, statistic): (R,)} of weighted mean, q25, median, q75 of `values`
-    (n, R) over all devices (group None) and by group (weights mass × share)."""
+def summaries(
+    values: np.ndarray, mass: np.ndarray, member: np.ndarray, quantiles: bool = True
+) -> dict:
+    """{(group or None, statistic): (R,)} of weighted mean (and q25, median, q75) of
+    `values` (n, R) over all devices (group None) and by group (weights mass × share).
+    member: (n, K) or (R, n, K)."""
     out = {}
-    k = member.shape[2]
+    k = member.shape[-1]
+    ok = ~np.isnan(values)
+    v0 = np.where(ok, values, 0.0)
     for g in [None, *range(k)]:
-        w = mass if g is None else mass * member[:, :, g].T
-        ok = ~np.isnan(values)
+        if g is None:
+            w = mass
+        else:
+            w = mass * (member[:, g][:, None] if member.ndim == 2 else member[:, :, g].T)
         ww = np.where(ok, w, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[(g, "mean")] = np.where(ok, values * w, 0.0).sum(0) / ww.sum(0)
-        qv = weighted_quantiles(values, ww, list(QUANTILES.values()))
-        for j, name in enumerate(QUANTILES):
-            out[(g, name)] = qv[j]
+            out[(g, "mean")] = (v0 * ww).sum(0) / ww.sum(0)
+        if quantiles:
+            qv = weighted_quantiles(values, ww, list(QUANTILES.values()))
+            for j, name in enumerate(QUANTILES):
+                out[(g, name)] = qv[j]
     return out

@@ -30,13 +30,25 @@ def dwell_matrix(
     return sp.csr_matrix((dwell, (du_unit, du_dev)), shape=(n_units, n_dev))
 
 
-def amounts(D, mass: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """A[u, r, g] = Σ_i D[u, i] · mass[i, r] · member[r, i, g].
+def split_by_group(D, code: np.ndarray, k: int) -> list:
+    """D's columns split by the devices' (hard) group: K matrices whose nnz add up to D's."""
+    return [(D @ sp.diags((code == g).astype(float))).tocsr() for g in range(k)]
 
-    mass: (n, R) device multipliers × weights; member: (R, n, K) group shares."""
+
+def amounts(D, mass: np.ndarray, member: np.ndarray, by_group: list | None = None) -> np.ndarray:
+    """A[u, r, g] = Σ_i D[u, i] · mass[i, r] · m[i, g] (one sparse product for the block).
+
+    mass: (n, R) device multipliers × weights; member: group shares (n, K) shared by the
+    block, or (R, n, K) per replicate; `by_group`: D split by hard group (`split_by_group`),
+    used when the block shares hard membership (K times fewer products)."""
     n, r = mass.shape
-    k = member.shape[2]
-    y = (mass.T[:, :, None] * member).transpose(1, 0, 2).reshape(n, r * k)
+    k = member.shape[-1]
+    if by_group is not None and member.ndim == 2:
+        return np.stack([np.asarray(dg @ mass) for dg in by_group], axis=-1)
+    if member.ndim == 2:
+        y = (mass[:, :, None] * member[:, None, :]).reshape(n, r * k)
+    else:
+        y = (mass.T[:, :, None] * member).transpose(1, 0, 2).reshape(n, r * k)
     return np.asarray(D @ y).reshape(D.shape[0], r, k)
 
 

@@ -27,16 +27,17 @@ def _children(seed: int, stream: int, total: int) -> list[np.random.SeedSequence
 
 
 def multipliers(n: int, reps: range, total: int, seed: int, method: str = "poisson") -> np.ndarray:
-    """(n, len(reps)) bootstrap multipliers for replicates `reps` out of `total`."""
+    """(n, len(reps)) bootstrap multiplicities (small integers, uint8 when they fit) for
+    replicates `reps` out of `total`."""
     kids = _children(seed, _BOOT, total)
-    out = np.empty((n, len(reps)))
+    out = np.empty((n, len(reps)), dtype=np.int64)
     for j, r in enumerate(reps):
         rng = np.random.default_rng(kids[r])
         if method == "multinomial":
             out[:, j] = rng.multinomial(n, np.full(n, 1.0 / n))
         else:
             out[:, j] = rng.poisson(1.0, n)
-    return out
+    return out.astype(np.uint8) if out.size and out.max() < 256 else out
 
 
 def permutations(n: int, reps: range, total: int, seed: int) -> np.ndarray:
