@@ -133,7 +133,15 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
     h, m, s = wall.groups()
     seconds = int(h or 0) * 3600 + int(m) * 60 + float(s)
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
-    return {"s": seconds, "gb": rss / 1024**2, "out": r.stdout, "err": r.stderr}
+    user = float(re.search(r"User time \(seconds\): ([\d.]+)", r.stderr).group(1))
+    system = float(re.search(r"System time \(seconds\): ([\d.]+)", r.stderr).group(1))
+    return {
+        "s": seconds,
+        "cpu": user + system,
+        "gb": rss / 1024**2,
+        "out": r.stdout,
+        "err": r.stderr,
+    }
 
 
 def main() -> int:
@@ -145,6 +153,7 @@ def main() -> int:
     py = sys.executable
     segtool = [py, "-m", "segtool"]
     env = {**os.environ, "CI": "true"}
+    load_before = f"{os.getloadavg()[0]:.1f}"
     with tempfile.TemporaryDirectory(prefix="bench-exp-") as tmp:
         gen = timed([py, "-c", GENERATE, tmp, str(n_dev), str(n_vis)], env)
         n_visits, _, n_cells = map(int, gen["out"].split())
@@ -229,16 +238,20 @@ def main() -> int:
         "Wall time and peak RSS of each whole command (subprocess, `/usr/bin/time -v`), "
         "reading Parquet included.",
         "",
-        "| run | wall s | peak RSS GB |",
-        "|---|---:|---:|",
-        f"| segtool: every index once (place S, ICE, S_i + leave-one-out, home S, isolation, exposure, ES) | {once['s']:.1f} | {once['gb']:.2f} |",
-        f"| segtool: the same with --bootstrap {args.bootstrap} | {boot['s']:.1f} | {boot['gb']:.2f} |",
-        f"| segtool: S_α and S_i only (`--visits`, no start times) | {ours['s']:.1f} | {ours['gb']:.2f} |",
-        f"| pandas: S_α and S_i, straightforward | {pandas['s']:.1f} | {pandas['gb']:.2f} |",
+        "| run | wall s | CPU s (user+sys) | peak RSS GB |",
+        "|---|---:|---:|---:|",
+        f"| segtool: every index once (place S, ICE, S_i + leave-one-out, home S, isolation, exposure, ES) | {once['s']:.1f} | {once['cpu']:.1f} | {once['gb']:.2f} |",
+        f"| segtool: the same with --bootstrap {args.bootstrap} | {boot['s']:.1f} | {boot['cpu']:.1f} | {boot['gb']:.2f} |",
+        f"| segtool: S_α and S_i only (`--visits`, no start times) | {ours['s']:.1f} | {ours['cpu']:.1f} | {ours['gb']:.2f} |",
+        f"| pandas: S_α and S_i, straightforward | {pandas['s']:.1f} | {pandas['cpu']:.1f} | {pandas['gb']:.2f} |",
         "",
-        f"- bootstrap {args.bootstrap} replicates / single estimate: **{ratio_boot:.1f}×** (goal < 10×)",
-        f"- pandas / segtool on S_α + S_i: **{pandas['s'] / ours['s']:.1f}×** time, "
-        f"{pandas['gb'] / ours['gb']:.1f}× memory; mean place S agrees to {agree:.1e}",
+        f"- bootstrap {args.bootstrap} replicates / single estimate: **{ratio_boot:.1f}×** wall, "
+        f"{boot['cpu'] / once['cpu']:.1f}× CPU (goal < 10×)",
+        f"- pandas / segtool on S_α + S_i: **{pandas['s'] / ours['s']:.1f}×** wall, "
+        f"{pandas['cpu'] / ours['cpu']:.1f}× CPU, {pandas['gb'] / ours['gb']:.1f}× memory; "
+        f"mean place S agrees to {agree:.1e}",
+        f"- load average while running (other jobs share these {os.cpu_count()} cores): "
+        f"{load_before} before, {os.getloadavg()[0]:.1f} after",
         f"- goals: all indices < 30 s → {'met' if once['s'] < 30 else 'NOT met'}; "
         f"peak RSS < 4 GB → {'met' if once['gb'] < 4 else 'NOT met'}",
         "",

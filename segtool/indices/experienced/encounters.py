@@ -86,17 +86,13 @@ def _chunks(pres: Presence, step: int | None = None):
         s0 = s1
 
 
-def _chunk_devices(pres: Presence, r0: int, r1: int, s0: int, s1: int):
-    """The distinct devices of rows r0:r1 and the (devices × segments) row counts of the
-    chunk (cached: the chunks are the same for every block)."""
+def _chunk_devices(pres: Presence, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct devices of rows r0:r1 and each row's index among them (cached: the
+    chunks are the same for every block)."""
     key = ("devices", r0, r1)
     if key not in pres.cache:
         uniq, inv = np.unique(pres.dev[r0:r1], return_inverse=True)
-        seg = pres.seg[r0:r1].astype(np.int64) - s0
-        inc = sp.csr_matrix(
-            (np.ones(r1 - r0), (inv.astype(np.int64), seg)), shape=(uniq.size, s1 - s0)
-        )
-        pres.cache[key] = (uniq, inc)
+        pres.cache[key] = (uniq, inv.astype(np.int32))
     return pres.cache[key]
 
 
@@ -204,7 +200,11 @@ def ses_sums(
             c = has[dev][:, None].astype(np.float64)
         if mult is not None:
             c = c * np.take(mult, dev, axis=0)
-        uniq, inc = _chunk_devices(pres, r0, r1, s0, s1)
+        uniq, inv = _chunk_devices(pres, r0, r1)
+        # (devices × segments) presence of the chunk; rows are sorted by segment
+        inc = sp.csc_matrix(
+            (np.ones(dev.size), inv, np.append(starts, dev.size)), shape=(uniq.size, s1 - s0)
+        )
         seg_sum = indicator(starts, r1 - r0)
         cs = c * s
         local = np.empty((uniq.size, 3 * width))

@@ -784,10 +784,9 @@ def _merge_sorted(
     """Sorted keys with repeats → unique keys, summed values, counts."""
     if keys.size == 0:
         return keys, values, np.zeros(0)
-    new = np.empty(keys.size, dtype=bool)
-    new[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
+    starts = np.concatenate(([0], np.flatnonzero(keys[1:] != keys[:-1]) + 1))
+    if starts.size == keys.size:  # no repeats
+        return keys, values, np.ones(keys.size)
     counts = np.diff(np.append(starts, keys.size)).astype(np.float64)
     return keys[starts], np.add.reduceat(values, starts), counts
 
@@ -800,19 +799,21 @@ def _empty_presence() -> Presence:
 
 def _sorted_segments(seg_key: np.ndarray, dev: np.ndarray, amount: np.ndarray) -> Presence:
     """Rows already sorted by segment key → Presence without single-device segments."""
-    if seg_key.size == 0:
+    n = seg_key.size
+    if n == 0:
         return _empty_presence()
-    new = np.r_[True, seg_key[1:] != seg_key[:-1]]
-    ids = np.cumsum(new) - 1
-    counts = np.bincount(ids)
-    keep = counts[ids] >= 2
-    if not keep.any():
+    starts = np.concatenate(([0], np.flatnonzero(seg_key[1:] != seg_key[:-1]) + 1))
+    counts = np.diff(np.append(starts, n))
+    big = counts >= 2
+    if not big.any():
         return _empty_presence()
-    ids, dev, amount = ids[keep], dev[keep], amount[keep]
-    new = np.r_[True, ids[1:] != ids[:-1]]
-    seg = (np.cumsum(new) - 1).astype(np.int32)
-    starts = np.flatnonzero(new).astype(np.int64)
-    return Presence(dev.astype(np.int32), seg, amount.astype(np.float64), starts, int(starts.size))
+    keep = np.repeat(big, counts)
+    kept = counts[big]
+    new_starts = np.concatenate(([0], np.cumsum(kept)[:-1])).astype(np.int64)
+    seg = np.repeat(np.arange(kept.size, dtype=np.int32), kept)
+    return Presence(
+        dev[keep].astype(np.int32), seg, amount[keep].astype(np.float64), new_starts, int(kept.size)
+    )
 
 
 def _segments(rows: pl.DataFrame) -> Presence:
