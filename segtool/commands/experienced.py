@@ -317,11 +317,13 @@ def _write_exposure(store: LakeStore, devices: pl.DataFrame, manifest: Manifest)
 
 
 def _print_summary(s: dict) -> None:
+    flows = s.get("source") == "flows"
     parts = [
-        f"devices {s.get('devices', 0):,}" if "devices" in s else None,
-        f"visits {s.get('visits', 0):,}",
+        f"{'flow rows' if flows else 'devices'} {s.get('devices', 0):,}",
+        None if flows else f"visits {s.get('visits', 0):,}",
         f"places published {s.get('units', 0):,}",
-        f"suppressed {s.get('units_suppressed', 0):,} (< {s.get('min_devices')} devices; "
+        f"suppressed {s.get('units_suppressed', 0):,} (< {s.get('min_devices')} "
+        f"{'people' if flows else 'devices'}; "
         f"{s.get('visits_suppressed', 0):,} visits, {s.get('dwell_suppressed_s', 0.0) / 3600:,.1f} h)",
     ]
     console.info(" · ".join(p for p in parts if p))

@@ -165,3 +165,28 @@ def test_soft_membership_counts_devices_in_each_group_by_share():
     assert p["tau_x"][0] == pytest.approx(30 / 80)
     d = res.devices.sort("device")
     assert d["share_x"].to_list() == pytest.approx([0.75, 0.0])
+
+
+def test_home_segregation_by_hand():
+    # homes: h1 all x (S = 1), h2 even (S = 0); population keyed by the home place
+    pop = pl.DataFrame(
+        {"cell": ["h1", "h1", "h2", "h2"], "group": ["x", "y", "x", "y"], "count": [10.0, 0.0, 5.0, 5.0]}
+    )
+    rows = [
+        {"device": 1, "place": "A", "group": "x", "dwell_s": 10.0, "home": "h1"},
+        {"device": 2, "place": "A", "group": "x", "dwell_s": 10.0, "home": "h2"},
+        {"device": 3, "place": "A", "group": "y", "dwell_s": 10.0, "home": "h2"},
+        {"device": 4, "place": "A", "group": "y", "dwell_s": 10.0, "home": None},
+    ]
+    res = experienced_indices(pl.DataFrame(rows), min_devices=1, population=pop)
+    home = res.indices.filter((pl.col("index") == "home_segregation") & (pl.col("statistic") == "mean"))
+    got = {r["group"]: r["value"] for r in home.iter_rows(named=True)}
+    assert got == pytest.approx({None: 1 / 3, "x": 0.5, "y": 0.0})
+    d = res.devices.sort("device")
+    assert d["home_segregation"].to_list()[:3] == pytest.approx([1.0, 0.0, 0.0])
+    assert d["home_segregation"][3] is None
+    # population xPx by hand: x: (10/15)(10/10) + (5/15)(5/10) = 5/6
+    resi = res.indices.filter(
+        (pl.col("index") == "residential_isolation") & (pl.col("component") == "population")
+    )
+    assert resi.filter(pl.col("group") == "x")["value"][0] == pytest.approx(5 / 6)

@@ -553,13 +553,21 @@ def _build(
         code = code * r + pl.col(f"__c_{s}")
     pl_places = pl.DataFrame({"place": places, "__p": np.arange(places.len(), dtype=np.int64)})
     has_start = "start_us" in vschema
+    dev_keys = devices.select(
+        "device",
+        "__dev",
+        pl.Series(
+            "__code", devices.select(_member_cols(k)).to_numpy().argmax(axis=1).astype(np.int64)
+        ),
+    )
     base = (
-        visits.join(devices.select("device", "__dev").lazy(), on="device", how="inner")
+        visits.join(dev_keys.lazy(), on="device", how="inner")
         .join(pl_places.lazy(), on="place", how="left")
         .select(
             pl.col("__dev").cast(pl.Int64).alias("dev"),
             (pl.col("__p") * n_s + code).alias("ukey"),
             pl.col("__p").alias("pcode"),
+            pl.col("__code").alias("code"),
             "dwell_s",
             *([pl.col("start_us").fill_null(_NO_START)] if has_start else []),
         )
@@ -650,8 +658,7 @@ def _build(
     presence = None
     if has_start:
         # hard groups: order each segment's rows by group too (see encounters.hard_index)
-        code_old = devices.select(_member_cols(k)).to_numpy().argmax(axis=1) if hard else None
-        presence = _presence(base, kept_ukeys, remap, params.bin_s, code_old, k)
+        presence = _presence(base, kept_ukeys, remap, params.bin_s, k if hard else 1)
         summary["bin_s"] = params.bin_s
         summary["copresence_rows"] = presence.rows
     del base
@@ -697,13 +704,13 @@ def _presence(
     kept_ukeys: np.ndarray,
     remap: np.ndarray,
     bin_s: int,
-    code: np.ndarray | None = None,
-    k: int = 1,
+    n_g: int = 1,
 ) -> Presence:
     """Co-presence rows: each visit's seconds of overlap with each time bin of width
     `bin_s`, summed per (device, cell, bin); segments = (cell, bin) with ≥ 2 devices.
 
-    base: (dev, ukey, pcode, dwell_s, start_us) with `dev` the uncompacted device index."""
+    base: (dev, ukey, pcode, code, dwell_s, start_us) with `dev` the uncompacted device
+    index; with n_g > 1 (hard groups) each segment's rows are ordered by group `code`."""
     b_us = bin_s * 1_000_000
     v = (
         base.lazy()
@@ -712,6 +719,7 @@ def _presence(
         .select(
             "dev",
             "pcode",
+            "code",
             "start_us",
             "dwell_s",
             (pl.col("start_us") // b_us).alias("b0"),
@@ -731,7 +739,7 @@ def _presence(
     bmin, n_bins = int(lim["lo"][0]), int(lim["hi"][0] - lim["lo"][0] + 1)
     n_p, n_dev = int(lim["p"][0]) + 1, int(remap.size)
     one = v.filter(pl.col("b0") >= pl.col("b1")).select(
-        "dev", "pcode", pl.col("b0").alias("bin"), pl.col("dwell_s").alias("amount")
+        "dev", "pcode", "code", pl.col("b0").alias("bin"), pl.col("dwell_s").alias("amount")
     )
     s = pl.col("start_us").cast(pl.Float64) / 1e6
     many = (
@@ -741,6 +749,7 @@ def _presence(
         .select(
             "dev",
             "pcode",
+            "code",
             "bin",
             (
                 pl.min_horizontal(
@@ -751,13 +760,8 @@ def _presence(
         )
     )
     rows = pl.concat([one, many])
-    n_g = 1 if code is None else k
     if float(n_p) * n_bins * n_g * n_dev < 2**62:
-        g = pl.lit(0, pl.Int64)
-        if code is not None:
-            g = pl.col("dev").replace_strict(
-                np.arange(code.size), code.astype(np.int64), return_dtype=pl.Int64
-            )
+        g = pl.col("code") if n_g > 1 else pl.lit(0, pl.Int64)
         key = ((pl.col("pcode") * n_bins + (pl.col("bin") - bmin)) * n_g + g) * n_dev + pl.col(
             "dev"
         )
