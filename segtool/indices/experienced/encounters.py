@@ -192,26 +192,23 @@ def ses_sums(
     for r0, r1, s0, s1 in _chunks(pres, 5 * _CHUNK):
         dev = pres.dev[r0:r1]
         starts = pres.starts[s0:s1] - r0
-        if per_rep:
-            s = np.take(s0_, dev, axis=1).T
-            c = np.take(has, dev, axis=1).T.astype(np.float64)
-        else:
-            s = s0_[dev][:, None]
-            c = has[dev][:, None].astype(np.float64)
-        if mult is not None:
-            c = c * np.take(mult, dev, axis=0)
         uniq, inv = _chunk_devices(pres, r0, r1)
         # (devices × segments) presence of the chunk; rows are sorted by segment
         inc = sp.csc_matrix(
             (np.ones(dev.size), inv, np.append(starts, dev.size)), shape=(uniq.size, s1 - s0)
         )
-        seg_sum = indicator(starts, r1 - r0)
-        cs = c * s
-        local = np.empty((uniq.size, 3 * width))
-        for j, v in enumerate((c, cs, cs * s)):
-            local[:, j * width : (j + 1) * width] = inc @ (
-                seg_sum @ np.broadcast_to(v, (dev.size, width))
-            )
+        own = np.empty((dev.size, 3, width))  # count, SES sum, SES² sum of each row's device
+        if per_rep:
+            np.copyto(own[:, 0, :], np.take(has, dev, axis=1).T)
+            s = np.take(s0_, dev, axis=1).T
+        else:
+            own[:, 0, :] = has[dev][:, None]
+            s = s0_[dev][:, None]
+        if mult is not None:
+            own[:, 0, :] *= np.take(mult, dev, axis=0)
+        np.multiply(own[:, 0, :], s, out=own[:, 1, :])
+        np.multiply(own[:, 1, :], s, out=own[:, 2, :])
+        local = inc @ (indicator(starts, r1 - r0) @ own.reshape(dev.size, 3 * width))
         tot[uniq] += local
     c_dev = np.ones((n, 1)) if mult is None else mult.astype(np.float64)
     c_dev = c_dev * (has.T if per_rep else has[:, None])
