@@ -430,3 +430,43 @@ def test_soft_devices_in_the_lake(cli, tmp_path, data):
         "mid",
         "high",
     }
+
+
+def test_flows_from_the_lake(cli, tmp_path):
+    lake = Lake(tmp_path / "lake")
+    flows = pl.DataFrame(
+        {
+            "origin": ["o1", "o2", "o1"],
+            "destination": [CELLS[0], CELLS[0], CELLS[1]],
+            "count": [30.0, 10.0, 8.0],
+        }
+    ).with_columns(pl.col("destination").cast(pl.UInt64))
+    pop = pl.DataFrame(
+        {
+            "unit": ["o1", "o1", "o2", "o2"],
+            "group": ["x", "y", "x", "y"],
+            "count": [9.0, 1.0, 1.0, 9.0],
+        }
+    )
+    for name, frame in (("flows", flows), ("population", pop)):
+        with lake.writing(name, Manifest(command="test")) as tmp:
+            frame.write_parquet(tmp / "part-0.parquet")
+    out = tmp_path / "p.geoparquet"
+    r = cli(
+        "indices",
+        "experienced",
+        "--lake",
+        lake.root,
+        "--use-flows",
+        "-k",
+        "1",
+        "--places",
+        out,
+        "-f",
+        "json",
+    )
+    assert r.code == 0, r.err
+    p = pl.read_parquet(out).sort("tau_x")
+    # cell 0: x = 27 + 1 = 28 of 40; cell 1: x = 7.2 of 8
+    assert p["tau_x"].to_list() == pytest.approx([28 / 40, 0.9])
+    assert "flow rows" in r.err

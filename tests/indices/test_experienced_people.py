@@ -170,7 +170,11 @@ def test_soft_membership_counts_devices_in_each_group_by_share():
 def test_home_segregation_by_hand():
     # homes: h1 all x (S = 1), h2 even (S = 0); population keyed by the home place
     pop = pl.DataFrame(
-        {"cell": ["h1", "h1", "h2", "h2"], "group": ["x", "y", "x", "y"], "count": [10.0, 0.0, 5.0, 5.0]}
+        {
+            "cell": ["h1", "h1", "h2", "h2"],
+            "group": ["x", "y", "x", "y"],
+            "count": [10.0, 0.0, 5.0, 5.0],
+        }
     )
     rows = [
         {"device": 1, "place": "A", "group": "x", "dwell_s": 10.0, "home": "h1"},
@@ -179,7 +183,9 @@ def test_home_segregation_by_hand():
         {"device": 4, "place": "A", "group": "y", "dwell_s": 10.0, "home": None},
     ]
     res = experienced_indices(pl.DataFrame(rows), min_devices=1, population=pop)
-    home = res.indices.filter((pl.col("index") == "home_segregation") & (pl.col("statistic") == "mean"))
+    home = res.indices.filter(
+        (pl.col("index") == "home_segregation") & (pl.col("statistic") == "mean")
+    )
     got = {r["group"]: r["value"] for r in home.iter_rows(named=True)}
     assert got == pytest.approx({None: 1 / 3, "x": 0.5, "y": 0.0})
     d = res.devices.sort("device")

@@ -91,8 +91,12 @@ def _chunk_devices(pres: Presence, r0: int, r1: int) -> tuple[np.ndarray, np.nda
     chunks are the same for every block)."""
     key = ("devices", r0, r1)
     if key not in pres.cache:
-        uniq, inv = np.unique(pres.dev[r0:r1], return_inverse=True)
-        pres.cache[key] = (uniq, inv.astype(np.int32))
+        dev = pres.dev[r0:r1]
+        seen = np.bincount(dev)  # no sort: O(rows + devices)
+        uniq = np.flatnonzero(seen)
+        lookup = np.zeros(seen.size, dtype=np.int32)
+        lookup[uniq] = np.arange(uniq.size, dtype=np.int32)
+        pres.cache[key] = (uniq, lookup[dev])
     return pres.cache[key]
 
 
