@@ -136,16 +136,18 @@ def copresence(
         rows = r1 - r0
         starts = pres.starts[s0:s1] - r0
         seg_sum = indicator(starts, rows)
-        x = _rows_mult(mult, dev) * base[r0:r1, None]  # (rows, R) or (rows, 1)
-        pb_row = np.repeat(seg_sum @ x, np.diff(np.append(starts, rows)), axis=0)
-        o = pb_row - x
-        ok = o > 1e-9 * pb_row
-        del pb_row
-        u = np.zeros_like(x)
-        np.divide(x, o, out=u, where=ok)
+        if mult is None:
+            x = base[r0:r1, None].copy()  # (rows, 1)
+        else:
+            x = np.multiply(np.take(mult, dev, axis=0), base[r0:r1, None], dtype=np.float64)
+        o = np.repeat(seg_sum @ x, np.diff(np.append(starts, rows)), axis=0)
+        o -= x  # the others' mass O_b − x_i
+        ok = o > 1e-9 * x  # someone else is present (relative to rounding)
+        o[~ok] = np.inf
+        u = np.divide(x, o, out=o)  # x / O, 0 where nobody else is present
         xu = x * u
-        xo = np.where(ok, x, 0.0)
-        del o, ok
+        x0 = np.where(ok, x, 0.0)
+        del ok
         p_dense = np.zeros((r_count, s1 - s0, k))
         u_dense = np.zeros((r_count, s1 - s0, k))
         if hard is not None:
@@ -157,7 +159,7 @@ def copresence(
             by_g = np.zeros((k, b - a))
             by_g[g_of, np.arange(b - a)] = 1.0
             num[:, np.arange(k), np.arange(k)] -= (by_g @ (sub_sum @ xu)).T
-            den += (by_g @ (sub_sum @ xo)).T
+            den += (by_g @ (sub_sum @ x0)).T
         elif not per_rep:
             m_rows = member[dev]  # (rows, K)
             for g in range(k):
@@ -165,13 +167,13 @@ def copresence(
                 u_dense[:, :, g] = (seg_sum @ (u * m_rows[:, g : g + 1])).T
             pairs = (m_rows[:, :, None] * m_rows[:, None, :]).reshape(rows, k * k)
             num -= (pairs.T @ xu).T.reshape(r_count, k, k)
-            den += (m_rows.T @ xo).T
+            den += (m_rows.T @ x0).T
         else:
             m_rows = [np.take(member[:, :, g], dev, axis=1).T for g in range(k)]  # (rows, R)
             for g in range(k):
                 p_dense[:, :, g] = (seg_sum @ (x * m_rows[g])).T
                 u_dense[:, :, g] = (seg_sum @ (u * m_rows[g])).T
-                den[:, g] += (m_rows[g] * xo).sum(axis=0)
+                den[:, g] += (m_rows[g] * x0).sum(axis=0)
                 for h in range(k):
                     num[:, g, h] -= (m_rows[g] * m_rows[h] * xu).sum(axis=0)
         for r in range(r_count):  # Σ_b U_bg P_bh, one product per replicate (block-size free)
