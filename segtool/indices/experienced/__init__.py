@@ -41,13 +41,13 @@ from __future__ import annotations
 import polars as pl
 
 from segtool.indices.experienced.compute import ExperiencedResult, experienced
-from segtool.indices.experienced.panel import (
-    Panel,
+from segtool.indices.experienced.inputs import (
     panel_from_flows,
     panel_from_lake,
     panel_from_long,
     read_table,
 )
+from segtool.indices.experienced.panel import Panel
 from segtool.indices.experienced.params import ExperiencedParams
 
 __all__ = [

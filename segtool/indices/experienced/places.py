@@ -36,7 +36,7 @@ def split_by_group(D, code: np.ndarray, k: int) -> list:
 
 
 def amounts(D, mass: np.ndarray, member: np.ndarray, by_group: list | None = None) -> np.ndarray:
-    """A[u, r, g] = Σ_i D[u, i] · mass[i, r] · m[i, g] (one sparse product for the block).
+    """A[u, r, g] = Σ_i D[u, i] · mass[i, r] · m[i, g] (one sparse product per block).
 
     mass: (n, R) device multipliers × weights; member: group shares (n, K) shared by the
     block, or (R, n, K) per replicate; `by_group`: D split by hard group (`split_by_group`),
