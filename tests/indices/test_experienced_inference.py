@@ -188,3 +188,16 @@ def test_chunked_passes_give_the_same_numbers(monkeypatch):
     b = experienced(panel, params).indices
     for col in ("value", "se", "null_mean"):
         assert np.allclose(a[col].to_numpy(), b[col].to_numpy(), equal_nan=True, atol=1e-12)
+
+
+def test_index_selection_computes_only_what_is_asked():
+    df = generate(n=120, seed=13)
+    full = experienced(
+        panel_from_long(df, p := ExperiencedParams(min_devices=1, bootstrap=3, seed=2)), p
+    ).indices
+    params = ExperiencedParams(min_devices=1, bootstrap=3, seed=2, indices=("experienced_isolation",))
+    part = experienced(panel_from_long(df, params), params).indices
+    assert set(part["index"]) == {"experienced_isolation"}
+    same = full.filter(pl.col("index") == "experienced_isolation")
+    assert np.allclose(part["value"].to_numpy(), same["value"].to_numpy())
+    assert np.allclose(part["se"].to_numpy(), same["se"].to_numpy())

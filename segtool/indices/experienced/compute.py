@@ -221,9 +221,10 @@ def _evaluate(
     a = places.amounts(ctx.D, mass, member, ctx.D_groups)
     tau, tot = places.composition(a)
     unit_s = places.segregation(tau, ctx.ref)
-    _place_stats(stats, "place_segregation", unit_s, tot, ctx, detail)
+    if params.wants("place_segregation"):
+        _place_stats(stats, "place_segregation", unit_s, tot, ctx, detail)
     unit_ice = None
-    if ctx.hi is not None:
+    if ctx.hi is not None and params.wants("ice"):
         unit_ice = places.ice(a, ctx.pi, ctx.hi, ctx.lo)
         _place_stats(stats, "ice", unit_ice, tot, ctx, detail)
     out = _Out(stats, unit_s, unit_ice)
@@ -234,10 +235,11 @@ def _evaluate(
 
     t = people.exposures(ctx.F, tau)
     s_i = people.individual_segregation(t, ctx.ref)
-    _summaries(stats, "individual_segregation", s_i, mass, member, g_, quantiles=detail)
+    if params.wants("individual_segregation"):
+        _summaries(stats, "individual_segregation", s_i, mass, member, g_, quantiles=detail)
     if detail:
         out.detail.update(t=t[:, 0, :], s_i=s_i[:, 0])
-    if params.leave_one_out:
+    if params.leave_one_out and (detail or params.wants("individual_segregation")):
         t_loo = people.exposures_loo(panel.du_dev, panel.du_unit, panel.du_dwell, a, mass, member)
         s_loo = people.individual_segregation(t_loo, ctx.ref)
         _summaries(
@@ -245,11 +247,11 @@ def _evaluate(
         )
         if detail:
             out.detail.update(t_loo=t_loo[:, 0, :], s_loo=s_loo[:, 0])
-    if ctx.s_home is not None:
+    if ctx.s_home is not None and params.wants("home_segregation"):
         home = np.broadcast_to(ctx.s_home[:, None], mass.shape)
         _summaries(stats, "home_segregation", home, mass, member, g_, quantiles=detail)
 
-    if panel.presence is not None:
+    if panel.presence is not None and params.wants("experienced_isolation", "exposure"):
         num, den = encounters.copresence(
             panel.presence, panel.weight, mult, member, ctx.hard if shared else None
         )
@@ -258,22 +260,26 @@ def _evaluate(
             stats[Key("experienced_isolation", g_[gi])] = e[:, gi, gi]
             for hi in range(k):
                 stats[Key("exposure", g_[gi], g_[hi])] = e[:, gi, hi]
-        if ses is not None:
-            n_i, sy, syy = encounters.ses_sums(panel.presence, mult, ses, panel.n)
-            es_vals = {c: np.full(r_count, np.nan) for c in ("correlation", "variance_component")}
-            for r in range(r_count):
-                x = ses if ses.ndim == 1 else ses[r]
-                f = None if mult is None else mult[:, r].astype(float)
-                es = economic.economic_segregation(x, n_i[:, r], sy[:, r], syy[:, r], f)
-                for c in es_vals:
-                    es_vals[c][r] = es[c]
-                if detail:
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        mean = np.where(n_i[:, 0] > 0, sy[:, 0] / n_i[:, 0], np.nan)
-                    out.detail.update(es=es, es_n=n_i[:, 0], es_mean=mean)
-            for c, v in es_vals.items():
-                stats[Key("economic_segregation", component=c)] = v
-    if panel.home_presence is not None and panel.home_presence.rows:
+    if panel.presence is not None and ses is not None and params.wants("economic_segregation"):
+        n_i, sy, syy = encounters.ses_sums(panel.presence, mult, ses, panel.n)
+        es_vals = {c: np.full(r_count, np.nan) for c in ("correlation", "variance_component")}
+        for r in range(r_count):
+            x = ses if ses.ndim == 1 else ses[r]
+            f = None if mult is None else mult[:, r].astype(float)
+            es = economic.economic_segregation(x, n_i[:, r], sy[:, r], syy[:, r], f)
+            for c in es_vals:
+                es_vals[c][r] = es[c]
+            if detail:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    mean = np.where(n_i[:, 0] > 0, sy[:, 0] / n_i[:, 0], np.nan)
+                out.detail.update(es=es, es_n=n_i[:, 0], es_mean=mean)
+        for c, v in es_vals.items():
+            stats[Key("economic_segregation", component=c)] = v
+    if (
+        panel.home_presence is not None
+        and panel.home_presence.rows
+        and params.wants("residential_isolation")
+    ):
         num, den = encounters.copresence(
             panel.home_presence, panel.weight, mult, member, ctx.home_hard if shared else None
         )
@@ -352,6 +358,7 @@ def _assemble(
     rows = []
     level = ctx.params.level
     all_keys = list(est.stats) + [k for k in extra if k not in est.stats]
+    all_keys = [k for k in all_keys if ctx.params.wants(k.index)]
     for key in sorted(
         all_keys, key=lambda k: _row_order(k, ctx.panel.groups, ctx.panel.stratum_labels)
     ):
@@ -476,7 +483,11 @@ def experienced(
         if params.null:
             null = _replicates(ctx, "null", on_block)
     extra: dict = {}
-    if panel.population is not None and panel.kind == "visits":
+    if (
+        panel.population is not None
+        and panel.kind == "visits"
+        and params.wants("residential_isolation")
+    ):
         xpx = groups.residential_isolation_population(panel.population, panel.groups)
         for j, g in enumerate(panel.groups):
             extra[Key("residential_isolation", g, component="population")] = xpx[j]

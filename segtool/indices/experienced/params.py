@@ -8,6 +8,16 @@ from dataclasses import dataclass
 from segtool.errors import UsageError
 
 STRATA = ("slot", "hour", "daytype")
+INDICES = (
+    "place_segregation",
+    "ice",
+    "individual_segregation",
+    "home_segregation",
+    "experienced_isolation",
+    "residential_isolation",
+    "exposure",
+    "economic_segregation",
+)
 REFERENCES = ("uniform", "population")
 RESAMPLERS = ("poisson", "multinomial")
 
@@ -28,6 +38,7 @@ class ExperiencedParams:
     - `ses_rank`: turn SES values into percentile ranks before the economic index.
     - `bootstrap`, `resample`, `null`, `seed`, `level`: inference (see `resample.py`).
     - `tz`: time zone for slot/daytype derived from naive or UTC starts (plain tables).
+    - `indices`: compute only these (empty: all that apply) — also skips their replicates.
     """
 
     by: tuple[str, ...] = ()
@@ -44,8 +55,12 @@ class ExperiencedParams:
     seed: int = 0
     level: float = 0.95
     tz: str = "Europe/Stockholm"
+    indices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        unknown = [i for i in self.indices if i not in INDICES]
+        if unknown:
+            raise UsageError(f"--index {unknown[0]!r} is not one of {', '.join(INDICES)}")
         bad = [b for b in self.by if b not in STRATA]
         if bad:
             raise UsageError(f"--by {bad[0]!r} is not one of {', '.join(STRATA)}")
@@ -72,6 +87,10 @@ class ExperiencedParams:
     @property
     def bin_s(self) -> int:
         return bin_seconds(self.bin)
+
+    def wants(self, *names: str) -> bool:
+        """Whether any of these indices is to be computed."""
+        return not self.indices or any(n in self.indices for n in names)
 
 
 _BIN = re.compile(r"^\s*(\d+)\s*(s|m|min|h)\s*$", re.IGNORECASE)
