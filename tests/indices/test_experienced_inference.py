@@ -195,7 +195,9 @@ def test_index_selection_computes_only_what_is_asked():
     full = experienced(
         panel_from_long(df, p := ExperiencedParams(min_devices=1, bootstrap=3, seed=2)), p
     ).indices
-    params = ExperiencedParams(min_devices=1, bootstrap=3, seed=2, indices=("experienced_isolation",))
+    params = ExperiencedParams(
+        min_devices=1, bootstrap=3, seed=2, indices=("experienced_isolation",)
+    )
     part = experienced(panel_from_long(df, params), params).indices
     assert set(part["index"]) == {"experienced_isolation"}
     same = full.filter(pl.col("index") == "experienced_isolation")
