@@ -492,19 +492,25 @@ def experienced(
         for j, g in enumerate(panel.groups):
             extra[Key("residential_isolation", g, component="population")] = xpx[j]
     if panel.kind == "visits":
-        if panel.presence is None:
+        want = params.wants
+        copresent = want("experienced_isolation", "exposure", "economic_segregation")
+        if panel.presence is None and copresent:
             notes.append(
                 "no start times: co-presence indices (isolation, exposure, economic) skipped"
             )
-        elif panel.presence.rows == 0:
+        elif panel.presence is not None and panel.presence.rows == 0 and copresent:
             notes.append(
                 "no cell and time bin holds two devices: co-presence indices are undefined"
             )
-        if panel.population is None and panel.home_presence is None:
+        if (
+            panel.population is None
+            and panel.home_presence is None
+            and want("residential_isolation")
+        ):
             notes.append("no homes and no population: residential isolation skipped")
-        if ctx.s_home is None:
+        if ctx.s_home is None and want("home_segregation"):
             notes.append("home-area segregation needs homes and population: skipped")
-        if panel.ses is None:
+        if panel.ses is None and want("economic_segregation"):
             notes.append("no SES column: economic segregation skipped")
     indices = _assemble(est, boot, null, ctx, extra)
     summary = dict(panel.summary)
