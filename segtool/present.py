@@ -97,7 +97,12 @@ def _fmt_cell(value, decimals: int = 4) -> str:
 
 def rich_table(frame: pl.DataFrame, title: str | None = None) -> Table:
     frame = drop_all_null(frame)
-    table = Table(title=escape(title) if title else None, header_style="bold", title_justify="left")
+    table = Table(
+        title=escape(title) if title else None,
+        header_style="bold",
+        title_justify="left",
+        min_width=len(title) if title else None,  # a title is never wrapped
+    )
     for name, dtype in frame.schema.items():
         table.add_column(name, justify="right" if dtype.is_numeric() else "left")
     decimals = [_decimals(frame[c]) if frame.schema[c].is_float() else 0 for c in frame.columns]
