@@ -20,6 +20,7 @@ from segtool.commands import (
     ingest,
     ingest_geo,
     lake,
+    landuse,
     mobility,
     residential,
     synth,
@@ -67,12 +68,13 @@ def _root(
 
 
 indices_app = typer.Typer(
-    help="Segregation indices: residential (from counts) and experienced (from visits).",
+    help="Segregation indices: residential (from counts), experienced (from visits) and their relation to land use.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 indices_app.command("residential")(residential.residential)
 indices_app.command("experienced")(experienced.experienced)
+indices_app.command("landuse")(landuse.landuse)
 
 ingest_app = typer.Typer(
     help="Read raw inputs into the validated, pseudonymised lake.",
