@@ -22,6 +22,7 @@ from segtool.commands import (
     lake,
     landuse,
     mobility,
+    report,
     residential,
     synth,
 )
@@ -100,6 +101,7 @@ app.command("groups")(mobility.groups)
 app.command("visits")(mobility.visits)
 app.command("synth")(synth.synth)
 app.command("demo")(demo.demo)
+app.command("report")(report.report)
 
 
 def main(argv: list[str] | None = None) -> int:
