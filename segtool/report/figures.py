@@ -31,6 +31,15 @@ SEQUENTIAL = "viridis"  # perceptually uniform, readable in grey and by colour-b
 BARS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
 
 
+def short(text, limit: int = 28) -> str:
+    """Data text (group or category names) for a figure: `$` escaped so matplotlib never
+    reads it as mathematics, long names shortened (tables show them in full)."""
+    text = str(text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("$", r"\$")
+
+
 def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -77,8 +86,8 @@ def heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], title: str, la
     fig = new_figure(size + 1.2, size)
     ax = fig.add_subplot()
     im = ax.imshow(matrix, cmap="Blues", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(len(cols)), labels=cols)
-    ax.set_yticks(range(k), labels=rows)
+    ax.set_xticks(range(len(cols)), labels=[short(c, 12) for c in cols])
+    ax.set_yticks(range(k), labels=[short(r, 12) for r in rows])
     ax.set_xlabel("exposure to group (h)")
     ax.set_ylabel("members of group (g)")
     ax.set_title(title)
@@ -170,7 +179,7 @@ def histograms_by_group(hist: pl.DataFrame, groups: list[str], k: int):
         mean = h["group_mean"].drop_nulls()
         if mean.len():
             ax.axvline(float(mean[0]), color="black", linewidth=1, linestyle="--")
-        ax.set_title(f"home group {g}")
+        ax.set_title(f"home group {short(g, 16)}")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, top)
     for idx in range(n, rows_ * cols):
@@ -195,7 +204,7 @@ def isolation_bars(frame: pl.DataFrame):
         vals = [float(sub.filter(pl.col("group") == g)["value"].first() or np.nan) for g in groups]
         ax.bar(x + (j - (len(series) - 1) / 2) * width, vals, width, label=s,
                color=BARS[j % len(BARS)])  # fmt: skip
-    ax.set_xticks(x, labels=groups)
+    ax.set_xticks(x, labels=[short(g, 12) for g in groups])
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of one's own group")
     ax.set_title("Isolation: at home and where time is spent")
@@ -223,9 +232,11 @@ def category_means(frame: pl.DataFrame, overall: float | None):
     if overall is not None:
         ax.axvline(overall, color="black", linestyle="--", linewidth=1)
         ax.text(overall, -0.75, " all places", fontsize=8, va="center")
-    ax.set_yticks(y, labels=[f"{c} ({p:,})" for c, p in zip(f["group"], f["places"], strict=True)])
+    ax.set_yticks(
+        y, labels=[f"{short(c)} ({p:,})" for c, p in zip(f["group"], f["places"], strict=True)]
+    )
     ax.set_ylim(n - 0.5, -1.0)  # first row on top, room for the label above it
     ax.set_xlim(0, 1)
     ax.set_xlabel("mean place segregation S (dwell-weighted), 95% bootstrap CI")
-    ax.set_title("Which kinds of places bring groups together (lower = more mixed)")
+    fig.suptitle("Which kinds of places bring groups together (lower = more mixed)")
     return fig
