@@ -306,55 +306,66 @@ def categories_of(table: pl.DataFrame) -> list[str]:
 
 def weighted_means_by(values, weights, codes, n_codes, mult):
     """Σ m w v / Σ m w per code and overall, for multiplicities `mult` (R, n):
-    returns (R, n_codes) and (R,). One sparse product each."""
-    ind = sp.csr_matrix(
-        (np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, n_codes)
-    )
-    wv, w = weights * values, weights
-    num = np.asarray((ind.T @ (mult * wv).T).T)
-    den = np.asarray((ind.T @ (mult * w).T).T)
+    returns (R, n_codes) and (R,). Matrix products with an (n, codes) indicator."""
+    onehot = np.zeros((codes.size, n_codes))
+    onehot[np.arange(codes.size), codes] = 1.0
+    wv = weights * values
+    num, den = mult @ (onehot * wv[:, None]), mult @ (onehot * weights[:, None])
     with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den, (mult @ wv) / (mult @ w)
+        return num / den, (mult @ wv) / (mult @ weights)
+
+
+class Ranker:
+    """Mid-ranks of one variable under bootstrap multiplicities; the distinct values are
+    found once (sorting), each block then costs one sparse product and a cumulative sum."""
+
+    def __init__(self, x: np.ndarray):
+        uniq, self.inv = np.unique(np.asarray(x, dtype=float), return_inverse=True)
+        self.indicator = sp.csc_matrix(
+            (np.ones(self.inv.size), (np.arange(self.inv.size), self.inv)),
+            shape=(self.inv.size, uniq.size),
+        )
+
+    def ranks(self, mult: np.ndarray) -> np.ndarray:
+        """Mid-ranks (R, n) in the sample that repeats place j `mult[r, j]` times: rank of
+        value v = (weight of values < v) + (weight of v + 1)/2, the average rank that ties
+        get (as scipy.stats.rankdata)."""
+        per_value = np.asarray((self.indicator.T @ mult.T).T)  # (R, U) weight of each value
+        below = np.cumsum(per_value, axis=1) - per_value
+        return (below + (per_value + 1.0) / 2.0)[:, self.inv]
 
 
 def midranks(x: np.ndarray, mult: np.ndarray) -> np.ndarray:
-    """Mid-ranks of `x` in the sample that repeats place j `mult[r, j]` times, for each
-    replicate r: (R, n). Rank of value v = (weight of values < v) + (weight of v + 1)/2,
-    the average rank ties get (as scipy.stats.rankdata)."""
-    uniq, inv = np.unique(x, return_inverse=True)
-    ind = sp.csr_matrix((np.ones(x.size), (np.arange(x.size), inv)), shape=(x.size, uniq.size))
-    per_value = np.asarray((ind.T @ mult.T).T)  # (R, U) weight of each distinct value
-    below = np.cumsum(per_value, axis=1) - per_value
-    return (below + (per_value + 1.0) / 2.0)[:, inv]
+    """Mid-ranks of `x` for each row of multiplicities (see `Ranker.ranks`)."""
+    return Ranker(x).ranks(mult)
 
 
-def weighted_pearson(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Row-wise Pearson correlation of a and b (R, n) with weights w (R, n)."""
-    sw = w.sum(1, keepdims=True)
-    ma = (w * a).sum(1, keepdims=True) / sw
-    mb = (w * b).sum(1, keepdims=True) / sw
-    da, db = a - ma, b - mb
-    cov = (w * da * db).sum(1)
+def rank_moments(r: np.ndarray, mult: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """N = Σ m and the centred sum of squares Σ m (r − (N+1)/2)² of mid-ranks: their
+    weighted mean is always (N+1)/2 (ranks 1…N, ties averaged)."""
+    n = mult.sum(1)
+    c = (n + 1.0) / 2.0
+    return n, np.einsum("rn,rn,rn->r", mult, r, r) - n * c * c
+
+
+def spearman_from_ranks(rx, ry, ssy, mult) -> np.ndarray:
+    """Weighted Pearson correlation of mid-ranks rx, ry (R, n), given ry's moments."""
+    n, ssx = rank_moments(rx, mult)
+    c = (n + 1.0) / 2.0
+    cov = np.einsum("rn,rn,rn->r", mult, rx, ry) - n * c * c
+    # A constant variable has (up to rounding) no rank variance: ρ is undefined.
+    tiny = 1e-10 * n * c * c
     with np.errstate(invalid="ignore", divide="ignore"):
-        return cov / np.sqrt((w * da * da).sum(1) * (w * db * db).sum(1))
+        rho = cov / np.sqrt(ssx * ssy)
+    return np.where((ssx <= tiny) | (ssy <= tiny), np.nan, rho)
 
 
 def spearman_replicates(x: np.ndarray, y: np.ndarray, mult: np.ndarray) -> np.ndarray:
     """Spearman's ρ of (x, y) for each row of multiplicities (R, n): the weighted Pearson
     correlation of weighted mid-ranks, equal to scipy.stats.spearmanr on the expanded
     sample. NaN where either variable is constant in a replicate."""
-    rx, ry = midranks(x, mult), midranks(y, mult)
-    rho = weighted_pearson(rx, ry, mult)
-    # A constant variable has zero rank variance: rounding may leave a tiny one.
-    flat = (_spread(x, mult) == 0) | (_spread(y, mult) == 0)
-    return np.where(flat, np.nan, rho)
-
-
-def _spread(x: np.ndarray, mult: np.ndarray) -> np.ndarray:
-    present = mult > 0
-    hi = np.where(present, x, -np.inf).max(1)
-    lo = np.where(present, x, np.inf).min(1)
-    return hi - lo
+    ry = Ranker(y).ranks(mult)
+    return spearman_from_ranks(Ranker(x).ranks(mult), ry, rank_moments(ry, mult)[1], mult)
 
 
 def regression_design(
@@ -403,26 +414,40 @@ def ols(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return beta, (1.0 - float(resid @ resid) / tss) if tss > 0 else float("nan")
 
 
+class Normal:
+    """What batched least squares needs from X and y once: the products x_p x_q, x_p y
+    and y² per place, so that every block of replicates is three matrix products."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray):
+        self.p = X.shape[1]
+        self.xx = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)  # (n, p²)
+        self.xy = X * y[:, None]
+        self.y, self.yy = y, y * y
+
+    def solve(self, mult: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r, p = mult.shape[0], self.p
+        xtx = (mult @ self.xx).reshape(r, p, p)
+        xty = mult @ self.xy
+        # Singular when a column is (near) constant zero or collinear in a replicate.
+        cond = np.linalg.cond(xtx)
+        ok = np.isfinite(cond) & (cond < 1e12)
+        beta = np.full((r, p), np.nan)
+        if ok.any():
+            beta[ok] = np.linalg.solve(xtx[ok], xty[ok][..., None])[..., 0]
+        n, sy, syy = mult.sum(1), mult @ self.y, mult @ self.yy
+        # RSS = yᵀMy − 2βᵀXᵀMy + βᵀXᵀMXβ, TSS = yᵀMy − (Σ m y)²/N: no (R, n) pass.
+        rss = syy - 2 * np.einsum("rp,rp->r", beta, xty)
+        rss += np.einsum("rp,rpq,rq->r", beta, xtx, beta)
+        tss = syy - sy * sy / n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return beta, np.where(tss > 0, 1.0 - rss / tss, np.nan)
+
+
 def ols_replicates(X: np.ndarray, y: np.ndarray, mult: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least squares for each row of multiplicities (R, n) at once: batched normal
     equations (XᵀMX) β = XᵀMy. Returns β (R, p) and R² (R,); NaN where a replicate's
     design is singular (e.g. a category drawn in no place)."""
-    xtx = np.einsum("rn,np,nq->rpq", mult, X, X)
-    xty = (mult * y) @ X
-    p = X.shape[1]
-    # Singular when a column is (near) constant zero or collinear: check the condition.
-    cond = np.linalg.cond(xtx)
-    ok = np.isfinite(cond) & (cond < 1e12)
-    beta = np.full((mult.shape[0], p), np.nan)
-    if ok.any():
-        beta[ok] = np.linalg.solve(xtx[ok], xty[ok][..., None])[..., 0]
-    fitted = beta @ X.T
-    sw = mult.sum(1, keepdims=True)
-    ybar = (mult * y).sum(1, keepdims=True) / sw
-    rss = (mult * (y - fitted) ** 2).sum(1)
-    tss = (mult * (y - ybar) ** 2).sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return beta, np.where(tss > 0, 1.0 - rss / tss, np.nan)
+    return Normal(X, y).solve(mult)
 
 
 def place_multiplicities(n: int, replicates: int, seed: int, *, max_cells: int = 2_000_000):
@@ -446,26 +471,55 @@ class _Stats:
     values: list[np.ndarray]
 
 
-def _evaluate(table: pl.DataFrame, design, mult: np.ndarray, spearman_vars) -> _Stats:
-    """Every statistic for the multiplicities `mult` (R, n); the estimate is R = 1 of ones."""
+@dataclass
+class _Prepared:
+    """Everything about the places that does not change between replicates."""
+
+    s: np.ndarray
+    w: np.ndarray
+    codes: np.ndarray
+    cats: list[str]
+    spearman: list[tuple[str, str | None, Ranker]]
+    s_ranker: Ranker
+    normal: Normal | None
+    names: list[tuple[str, str | None]]
+    ref: str | None
+
+
+def _prepare(table: pl.DataFrame, design, spearman_vars) -> _Prepared:
     s = table["segregation"].to_numpy()
-    w = table["weighted_dwell"].to_numpy()
     cats = categories_of(table)
     codes = table["dominant"].cast(pl.Enum(cats)).to_physical().to_numpy().astype(np.int64)
-    by_cat, overall = weighted_means_by(s, w, codes, len(cats), mult)
+    return _Prepared(
+        s=s,
+        w=table["weighted_dwell"].to_numpy(),
+        codes=codes,
+        cats=cats,
+        spearman=[(comp, group, Ranker(x)) for comp, group, x in spearman_vars],
+        s_ranker=Ranker(s),
+        normal=None if design is None else Normal(design[0], s),
+        names=[] if design is None else design[1],
+        ref=None if design is None else design[2],
+    )
+
+
+def _evaluate(prep: _Prepared, mult: np.ndarray) -> _Stats:
+    """Every statistic for the multiplicities `mult` (R, n); the estimate is R = 1 of ones."""
+    by_cat, overall = weighted_means_by(prep.s, prep.w, prep.codes, len(prep.cats), mult)
     keys: list[tuple] = [("mean_place_segregation", None, None, None)]
     values: list[np.ndarray] = [overall]
-    for j, c in enumerate(cats):
+    for j, c in enumerate(prep.cats):
         keys.append(("mean_place_segregation", c, None, None))
         values.append(by_cat[:, j])
-    for component, group, x in spearman_vars:
+    ry = prep.s_ranker.ranks(mult)
+    ssy = rank_moments(ry, mult)[1]
+    for component, group, ranker in prep.spearman:
         keys.append(("spearman", group, None, component))
-        values.append(spearman_replicates(x, s, mult))
-    if design is not None:
-        X, names, ref, _ = design
-        beta, r2 = ols_replicates(X, s, mult)
-        for j, (component, group) in enumerate(names):
-            other = ref if component == "share" else None
+        values.append(spearman_from_ranks(ranker.ranks(mult), ry, ssy, mult))
+    if prep.normal is not None:
+        beta, r2 = prep.normal.solve(mult)
+        for j, (component, group) in enumerate(prep.names):
+            other = prep.ref if component == "share" else None
             keys.append(("regression_coefficient", group, other, component))
             values.append(beta[:, j])
         keys.append(("regression_r2", None, None, None))
@@ -520,7 +574,8 @@ def landuse_segregation(
         )
         design = None
 
-    est = _evaluate(table, design, np.ones((1, n)), spearman_vars)
+    prep = _prepare(table, design, spearman_vars)
+    est = _evaluate(prep, np.ones((1, n)))
     value = {k: float(v[0]) for k, v in zip(est.keys, est.values, strict=True)}
     # Point estimates from the reference implementations (identical to the batched ones).
     s = table["segregation"].to_numpy()
@@ -542,7 +597,7 @@ def landuse_segregation(
     reps: dict[tuple, list[np.ndarray]] = {k: [] for k in est.keys}
     if params.bootstrap:
         for mult in place_multiplicities(n, params.bootstrap, params.seed):
-            block = _evaluate(table, design, mult, spearman_vars)
+            block = _evaluate(prep, mult)
             for k, v in zip(block.keys, block.values, strict=True):
                 reps[k].append(v)
             if on_replicates is not None:
