@@ -13,8 +13,9 @@ from segtool.report import html as H
 from segtool.report import text as T
 from segtool.report.gather import ReportData
 
-# Above this many hexagons the map is embedded as PNG (an SVG would grow too large).
-MAP_SVG_LIMIT = 5000
+# Above this many hexagons the map is embedded as PNG: the SVG grows ~0.27 kB per
+# hexagon (2,000 ≈ 550 kB), the PNG stays a few hundred kB (bench/results/landuse.md).
+MAP_SVG_LIMIT = 2000
 
 RESIDENTIAL_LABELS = {
     "dissimilarity": "Dissimilarity D",
