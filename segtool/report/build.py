@@ -274,7 +274,8 @@ class _Builder:
             "landuse_means", fig, "Mean place segregation by dominant land use, with CIs",
             f"Mean S of the hexagons whose dominant land use is each category (number of "
             f"hexagons in brackets), weighted by time spent; {summ['places']:,} hexagons "
-            f"with at least {self.data.params.min_coverage:g} of their area mapped.",
+            f"with at least {self.data.params.min_coverage:g} of their area mapped. Open "
+            f"circles: fewer than {F.FEW_PLACES} hexagons, read with care.",
         )  # fmt: skip
         self.body.append(
             H.table(
@@ -340,11 +341,16 @@ class _Builder:
         for note in summ.get("notes", []):
             self.body.append(f"<p><em>{H.esc(note)}</em></p>")
         if cats.height:
-            lo = cats.sort("value").row(0, named=True)
-            hi = cats.sort("value").row(-1, named=True)
+            # The headline rests on kinds of places with enough hexagons, when there are any.
+            pool = cats.filter(pl.col("places") >= F.FEW_PLACES)
+            among = f"Among kinds of places with at least {F.FEW_PLACES} hexagons, groups"
+            if pool.height < 2:
+                pool, among = cats, "Groups"
+            lo = pool.sort("value").row(0, named=True)
+            hi = pool.sort("value").row(-1, named=True)
             self.glance.append(
-                f"Places that bring groups together most: '{lo['group']}' ({lo['places']:,} "
-                f"hexagons, mean S {lo['value']:.3f}{_ci(lo)}); least: '{hi['group']}' "
+                f"{among} meet most in '{lo['group']}' ({lo['places']:,} hexagons, mean S "
+                f"{lo['value']:.3f}{_ci(lo)}) and least in '{hi['group']}' "
                 f"({hi['places']:,} hexagons, {hi['value']:.3f})."
             )
 

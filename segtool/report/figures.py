@@ -29,6 +29,7 @@ SVG_METADATA = {"Date": None, "Creator": "segtool (matplotlib)"}
 PNG_METADATA = {"Software": "segtool (matplotlib)"}
 SEQUENTIAL = "viridis"  # perceptually uniform, readable in grey and by colour-blind readers
 BARS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
+FEW_PLACES = 10  # categories dominating fewer hexagons are drawn as open circles
 
 
 def short(text, limit: int = 28) -> str:
@@ -228,7 +229,9 @@ def category_means(frame: pl.DataFrame, overall: float | None):
         hi = f["ci_high"].fill_null(np.nan).to_numpy() - v
         ax.errorbar(v, y, xerr=np.vstack([lo, hi]), fmt="none", ecolor="#555555",
                     elinewidth=1.2, capsize=3)  # fmt: skip
-    ax.scatter(v, y, color=BARS[0], zorder=3)
+    few = f["places"].to_numpy() < FEW_PLACES  # open circles: read with care
+    ax.scatter(v[~few], y[~few], color=BARS[0], zorder=3)
+    ax.scatter(v[few], y[few], facecolor="white", edgecolor=BARS[0], linewidth=1.5, zorder=3)
     if overall is not None:
         ax.axvline(overall, color="black", linestyle="--", linewidth=1)
         ax.text(overall, -0.75, " all places", fontsize=8, va="center")
