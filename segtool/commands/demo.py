@@ -6,8 +6,9 @@ segtool commands on the sample or the demo lake (in-process, their output going 
 its stage. `ctx.run(...)` raises when a command fails, so `make demo` fails loudly.
 
 Stages: sample → ingest (pings, register population + areas, land use, POIs) → mobility
-(stays, homes, groups, visits) → residential indices → experienced indices → results
-(tables, a GeoParquet of places for QGIS).
+(stays, homes, groups, visits) → residential indices → experienced indices → truth →
+land use (S by kind of place) → report (one HTML page) → results (tables, GeoParquet
+layers for QGIS, report.html).
 """
 
 from __future__ import annotations
@@ -272,6 +273,49 @@ def _truth_stage(ctx: DemoContext) -> list[tuple[str, str]]:
     ]
 
 
+def _landuse_stage(ctx: DemoContext) -> list[tuple[str, str]]:
+    """Which kinds of places bring groups together: S by dominant land use, rank
+    correlations with the land-use mix and POIs, a regression, bootstrap CIs."""
+    ctx.run(
+        "indices", "landuse", "--lake", ctx.lake, "--bootstrap", "1000", "--seed", "1",
+        "--hexagons", ctx.out / "landuse_hexagons.geoparquet",
+        "--format", "json", "--output", ctx.out / "landuse.json",
+    )  # fmt: skip
+    r = ctx.results("landuse.json")
+    means = r.filter((pl.col("index") == "mean_place_segregation") & pl.col("group").is_not_null())
+    ordered = means.sort("value")
+
+    def mean(row: dict) -> str:
+        return (
+            f"{row['group']}: S = {row['value']:.3f} (95% CI {row['ci_low']:.3f}–"
+            f"{row['ci_high']:.3f}, {row['places']} hexagons)"
+        )
+
+    rho = r.filter((pl.col("index") == "spearman") & (pl.col("component") == "mix_entropy"))
+    rho_row = rho.row(0, named=True)
+    return [
+        ("most mixed kind of place", mean(ordered.row(0, named=True))),
+        ("least mixed kind of place", mean(ordered.row(-1, named=True))),
+        (
+            "S vs land-use mix (Spearman ρ)",
+            f"{rho_row['value']:.3f} (95% CI {rho_row['ci_low']:.3f} to {rho_row['ci_high']:.3f})",
+        ),
+        ("hexagons analysed", f"{_value(r, 'places'):,.0f}"),
+    ]
+
+
+def _report_stage(ctx: DemoContext) -> list[tuple[str, str]]:
+    """One HTML page for planners: the lake, residential, experienced and land use."""
+    out = ctx.out / "report.html"
+    ctx.run(
+        "report", "--lake", ctx.lake, "--out", out,
+        "--bootstrap", "200", "--null", "20", "--seed", "1",
+    )  # fmt: skip
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text())
+    figures = len(manifest["summary"]["figures"])
+    return [("report", f"{out} ({out.stat().st_size / 1e3:,.0f} kB, {figures} figures)")]
+
+
 def _results_stage(ctx: DemoContext) -> list[tuple[str, str]]:
     files = sorted(p.name for p in ctx.out.iterdir() if not p.name.endswith(".manifest.json"))
     return [("result files", f"{ctx.out}: {', '.join(files)}")]
@@ -284,6 +328,8 @@ STAGES: list[Stage] = [
     Stage("residential", "segregation where people live", _residential_stage),
     Stage("experienced", "segregation where people spend their time", _experienced_stage),
     Stage("truth", "the pipeline against the synthetic city's truth", _truth_stage),
+    Stage("landuse", "which kinds of places bring groups together", _landuse_stage),
+    Stage("report", "an HTML report for planners", _report_stage),
     Stage("results", "tables and a map layer to open", _results_stage),
 ]
 
@@ -345,7 +391,7 @@ def demo(
 
     ```
     segtool demo
-    segtool demo --out demo-output      # keep residential.json, experienced.json, places.geoparquet
+    segtool demo --out demo-output      # keep the JSON tables, GeoParquet layers and report.html
     segtool demo --sample my-city --lake demo-lake --keep
     ```
     """
