@@ -416,10 +416,11 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
     if len(groups) < 2:
         raise InputError(f"only one group ({groups[0]!r}): segregation needs at least two groups")
 
-    out = [pl.col("unit"), pl.col("group").cast(pl.Enum(groups)), pl.col("n")]
+    # Sorted by unit (flagged, so `composition` need not check) and in one chunk.
+    out = [pl.col("unit").set_sorted(), pl.col("group").cast(pl.Enum(groups)), pl.col("n")]
     out += [pl.col("stratum")] if cols.within else []
     return Counts(
-        frame=long.select(out),
+        frame=long.select(out).rechunk(),
         columns=cols,
         rows_in=rows_in,
         duplicate_rows=n_dup,

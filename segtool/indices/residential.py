@@ -497,11 +497,12 @@ def composition(
         groups = tuple(sorted(frame[group].cast(pl.String).unique().to_list()))
         g = frame[group].cast(pl.String).cast(pl.Enum(groups)).to_physical().to_numpy()
     values = frame[count].cast(pl.Float64).to_numpy()
-    _check_values(values, count)
     n_units, k = len(lengths), len(groups)
     row_unit = None  # unit index of every row, when needed
-    if (lengths == k).all() and (g.reshape(n_units, k) == np.arange(k, dtype=g.dtype)).all():
-        cols = np.ascontiguousarray(values.reshape(n_units, k).T)
+    if (lengths == k).all() and np.array_equal(g, np.tile(np.arange(k, dtype=g.dtype), n_units)):
+        cols = np.empty((k, n_units))
+        for j in range(k):  # row j of the table is every k-th count, from j
+            cols[j] = values[j::k]
     else:  # one bincount builds the matrix and sums repeated (unit, group) rows
         row_unit = np.repeat(np.arange(n_units), lengths)
         cell = g.astype(np.int64) * n_units + row_unit
@@ -525,8 +526,9 @@ def composition(
                 hint="--within needs every unit nested in one stratum (e.g. tracts in districts)",
             )
         strata = per_unit.astype(np.int64)
-    # Empty units and groups carry no information (the reader notes them): drop them.
     t, totals = cols.sum(axis=0), cols.sum(axis=1)
+    _check_values(values, count, totals)
+    # Empty units and groups carry no information (the reader notes them): drop them.
     keep_u, keep_g = t > 0, totals > 0
     if not keep_u.all():
         cols, t, units = cols[:, keep_u], t[keep_u], units.filter(pl.Series(keep_u))
@@ -575,8 +577,8 @@ def from_wide(
         raise InputError(f"column {unit!r} repeats a unit: a wide table has one row per unit")
     # polars returns a column-major (n, K) array: its transpose is the (K, n) layout.
     cols = np.ascontiguousarray(frame.select(pl.col(groups).cast(pl.Float64)).to_numpy().T)
-    _check_values(cols.ravel(), "the group columns")
     t, totals = cols.sum(axis=0), cols.sum(axis=1)
+    _check_values(cols, "the group columns", totals)
     keep_u, keep_g = t > 0, totals > 0
     if not keep_u.all():
         cols, t, units = cols[:, keep_u], t[keep_u], units.filter(pl.Series(keep_u))
@@ -589,9 +591,9 @@ def from_wide(
     return Composition(cols, units, groups)._seed(t=t, N=totals)
 
 
-def _check_values(values: np.ndarray, count: str) -> None:
-    lo, hi = values.min(), values.max()  # NaN propagates into both
-    if lo >= 0 and hi < np.inf:
+def _check_values(values: np.ndarray, count: str, totals: np.ndarray) -> None:
+    """Counts must be finite and ≥ 0 (`totals`, their sums by group, are finite then)."""
+    if values.min() >= 0 and np.isfinite(totals).all():  # a NaN fails both
         return
     bad = ~np.isfinite(values)
     if bad.any():
@@ -674,7 +676,6 @@ class _GiniRow:
         self.sorted = np.empty((n, 2))
         self.key = np.empty(n, np.float32)
         self.halves = np.empty((2, n), np.uint16)
-        self.cum = np.empty(n)
 
     def sort(self) -> np.ndarray:
         """Sort `xw` by share into `sorted`; return the order.
@@ -707,12 +708,12 @@ class _GiniRow:
         """
         self.sort()
         xs, ws = self.sorted[:, 0], self.sorted[:, 1]
-        cum = np.cumsum(ws, out=self.cum)
+        cum = np.cumsum(ws, out=self.xw[:, 0])  # the unsorted shares are done with
         cum *= 2.0
         cum -= ws
         cum -= 1.0
         ws *= xs
-        return float(np.dot(ws, cum))
+        return float(np.einsum("i,i->", ws, cum))  # not BLAS: no threads woken up
 
 
 def _sorted_with_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
