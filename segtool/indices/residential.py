@@ -573,7 +573,8 @@ def from_wide(
     units = frame[unit]
     if units.null_count():
         raise InputError(f"{units.null_count()} rows have no value in column {unit!r}")
-    if units.n_unique() != units.len():
+    # Units in increasing order are distinct (one comparison pass); else count them.
+    if not (units > units.shift(1)).all() and units.n_unique() != units.len():
         raise InputError(f"column {unit!r} repeats a unit: a wide table has one row per unit")
     # polars returns a column-major (n, K) array: its transpose is the (K, n) layout.
     cols = np.ascontiguousarray(frame.select(pl.col(groups).cast(pl.Float64)).to_numpy().T)
