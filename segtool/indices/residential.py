@@ -18,10 +18,12 @@ Without a focal group the multigroup version of each index is reported. Isolatio
 interaction, correlation ratio and Atkinson have no multigroup form: they are reported
 for each group against the rest (``other_group = "(rest)"``).
 
-How it works: the long frame becomes one dense units×K matrix (n×K, never n×n); the
-shared intermediates (t_u, N_g, π_ug, …) are computed once in a `Composition` and every
-index is a few vectorised passes over it. Gini is O(n log n) by sorting and cumulative
-sums. All kernels accept leading batch axes (replicates × units × K), which is how the
+How it works: the long frame (or a wide one, `from_wide`) becomes one dense table of
+counts, kept group-major (K × n: each group's counts contiguous; never n × n). The
+shared intermediates (t_u, N_g, π_g, …) are computed once in a `Composition`, and every
+sum over units the requested indices need is taken in one pass over cache-sized blocks
+of units (`Composition.unit_sums`). Gini is O(n log n) by sorting and cumulative sums.
+Everything accepts leading batch axes (replicates × K × n), which is how the
 multinomial bootstrap evaluates many replicates at once.
 
 References: Massey & Denton 1988 (Social Forces 67:281); Reardon & Firebaugh 2002
