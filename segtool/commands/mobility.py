@@ -24,6 +24,7 @@ import typer
 
 from segtool import console, options
 from segtool.errors import InputError, UsageError
+from segtool.exact import seconds_sum
 from segtool.lake import Lake, Manifest
 from segtool.present import emit, resolve_format
 from segtool.schema import validate
@@ -640,8 +641,8 @@ def visits(
                 frame = generate_visits(batch, params).collect()
                 _write(frame, tmp / f"part-{b:05d}.parquet")
                 rows += frame.height
-                dwell += float(frame["dwell_s"].sum())
-                for d, s in frame.group_by("daytype").agg(pl.col("dwell_s").sum()).iter_rows():
+                dwell += frame.select(seconds_sum("dwell_s")).item()
+                for d, s in frame.group_by("daytype").agg(seconds_sum("dwell_s")).iter_rows():
                     by_daytype[d] = by_daytype.get(d, 0.0) + s
                 bar.advance(task)
             manifest.rows_in = n_stays

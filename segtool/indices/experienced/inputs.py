@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from segtool.errors import InputError
+from segtool.exact import seconds_sum
 from segtool.indices.experienced.panel import (
     Panel,
     build_panel,
@@ -187,7 +188,7 @@ def panel_from_long(
 
     # devices: shares from dwell by group, weight, optional home / ses
     by_group = (
-        good.group_by("device", "group").agg(pl.col("dwell_s").sum()).collect(engine="streaming")
+        good.group_by("device", "group").agg(seconds_sum("dwell_s")).collect(engine="streaming")
     )
     groups = sorted(by_group["group"].unique().to_list())
     wide = (
@@ -213,7 +214,7 @@ def panel_from_long(
         # a soft visit is split into one row per group with dwell × share: put it back
         # together so it covers its whole time span [start, start + dwell)
         keys = [c for c in visits.collect_schema().names() if c != "dwell_s"]
-        visits = visits.group_by(keys).agg(pl.col("dwell_s").sum())
+        visits = visits.group_by(keys).agg(seconds_sum("dwell_s"))
     visits = _ensure_strata(visits, schema, params)
     homes = None
     if "home" in devices.columns:
