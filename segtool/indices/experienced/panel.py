@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from segtool.errors import InputError, UsageError
+from segtool.exact import seconds_sum
 from segtool.indices.experienced.params import ExperiencedParams
 
 UTC_US = pl.Datetime("us", "UTC")
@@ -418,14 +419,20 @@ def _presence(
         key = ((pl.col("pcode") * n_bins + (pl.col("bin") - bmin)) * n_g + g) * n_dev + pl.col(
             "dev"
         )
-        srt = rows.select(key.alias("k"), "amount").sort("k").collect(engine="streaming")
+        # stable sort: equal keys keep their input order, so their amounts are added in
+        # the same order on every run (float sums depend on the order)
+        srt = (
+            rows.select(key.alias("k"), "amount")
+            .sort("k", maintain_order=True)
+            .collect(engine="streaming")
+        )
         keys, amount, _ = _merge_sorted(srt["k"].to_numpy(), srt["amount"].to_numpy())
         del srt
         return _sorted_segments(keys // (n_dev * n_g), remap[keys % n_dev], amount)
     else:  # keys too wide for one Int64: group on three columns
         agg = (
             rows.group_by("pcode", "bin", "dev")
-            .agg(pl.col("amount").sum())
+            .agg(seconds_sum("amount"))
             .sort("pcode", "bin", "dev")
             .collect(engine="streaming")
         )
