@@ -10,16 +10,6 @@ import typer
 
 from segtool import console
 from segtool.errors import InputError, UsageError
-from segtool.indices.experienced import (
-    ExperiencedParams,
-    panel_from_flows,
-    panel_from_lake,
-    panel_from_long,
-    read_table,
-)
-from segtool.indices.experienced import (
-    experienced as compute_experienced,
-)
 from segtool.lake import Lake as LakeStore
 from segtool.lake import Manifest
 from segtool.options import Format, Lake, MinDevices, Output, Seed
@@ -147,6 +137,16 @@ def experienced(
     segtool indices experienced --lake lake --ice-high Q4 --ice-low Q1 -f json -o exp.json
     ```
     """
+    # imported here, not at the top: the engine pulls in scipy and numba, which would
+    # slow down every other command's start-up (and `segtool --help`)
+    from segtool.indices.experienced import (
+        ExperiencedParams,
+        panel_from_flows,
+        panel_from_lake,
+        panel_from_long,
+    )
+    from segtool.indices.experienced import experienced as compute_experienced
+
     params = ExperiencedParams(
         by=tuple(b.value for b in by),
         bin=bin,
@@ -225,6 +225,12 @@ def experienced(
     if write_dev and result.devices is not None:
         _write_exposure(store, result.devices, manifest)
     _print_summary(summary)
+
+
+def read_table(path: Path) -> pl.LazyFrame:
+    from segtool.indices.experienced import read_table as read
+
+    return read(path)
 
 
 def _read_population(path: Path | None, manifest: Manifest) -> pl.DataFrame | None:
