@@ -444,6 +444,18 @@ def _wsum(a: np.ndarray, v: np.ndarray) -> np.ndarray:
 # Building a Composition from the long frame
 
 
+def _require(frame: pl.DataFrame, columns: list[str]) -> None:
+    """A clear error when `frame` lacks one of `columns` or has no rows."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"the table has no column {', '.join(repr(c) for c in missing)}",
+            hint=f"its columns are: {', '.join(frame.columns)}",
+        )
+    if frame.height == 0:
+        raise InputError("the table is empty")
+
+
 def _collect(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
 
@@ -469,14 +481,7 @@ def composition(
     `np.bincount` (which also sums repeated rows).
     """
     frame = _collect(frame)
-    missing = [c for c in (unit, group, count, within) if c is not None and c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"the table has no column {', '.join(repr(c) for c in missing)}",
-            hint=f"its columns are: {', '.join(frame.columns)}",
-        )
-    if frame.height == 0:
-        raise InputError("the table is empty")
+    _require(frame, [c for c in (unit, group, count, within) if c is not None])
     frame = frame[[unit, group, count] + ([within] if within else [])]
     for col in (unit, group):
         if frame[col].null_count():
@@ -561,14 +566,7 @@ def from_wide(
     """
     frame = _collect(frame)
     groups = tuple(groups)
-    missing = [c for c in (unit, *groups) if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"the table has no column {', '.join(repr(c) for c in missing)}",
-            hint=f"its columns are: {', '.join(frame.columns)}",
-        )
-    if frame.height == 0:
-        raise InputError("the table is empty")
+    _require(frame, [unit, *groups])
     text = [g for g in groups if not frame.schema[g].is_numeric()]
     if text:
         raise InputError(f"count column {text[0]!r} is not numeric ({frame.schema[text[0]]})")
