@@ -36,22 +36,30 @@ def _wcorr(x: np.ndarray, y: np.ndarray, f: np.ndarray) -> float:
 
 
 def reml_random_intercept(
-    x: np.ndarray, n: np.ndarray, ybar: np.ndarray, within: np.ndarray, f: np.ndarray | None = None
+    x: np.ndarray,
+    n: np.ndarray,
+    ybar: np.ndarray,
+    within: np.ndarray | float,
+    f: np.ndarray | None = None,
 ) -> dict:
     """REML fit of y_ij = β0 + β1 x_i + u_i + e_ij from per-person sufficient statistics
-    (n_i observations, mean ȳ_i, within sum of squares Σ_j (y_ij − ȳ_i)²), with optional
-    frequency weights f_i. Returns beta0, beta1, var_u, var_e."""
+    (n_i observations, mean ȳ_i, within sum of squares Σ_j (y_ij − ȳ_i)² — per person, or
+    already summed over persons with the weights), with optional frequency weights f_i.
+    Returns beta0, beta1, var_u, var_e."""
     from scipy import optimize
 
     f = np.ones_like(x) if f is None else f
     keep = (n > 0) & (f > 0)
-    x, n, ybar, within, f = x[keep], n[keep], ybar[keep], within[keep], f[keep]
+    if np.ndim(within) == 0:
+        sw_within = float(within)
+    else:
+        sw_within = float((f[keep] * np.asarray(within)[keep]).sum())
+    x, n, ybar, f = x[keep], n[keep], ybar[keep], f[keep]
     n_obs = float((f * n).sum())
     p = 2
     if keep.sum() < 3 or n_obs <= p + 1:
         nan = float("nan")
         return {"beta0": nan, "beta1": nan, "var_u": nan, "var_e": nan}
-    sw_within = float((f * within).sum())
 
     def fit(gamma: float):
         om = f * n / (1.0 + n * gamma)
@@ -91,16 +99,23 @@ def reml_random_intercept(
 
 
 def economic_segregation(
-    x: np.ndarray, n: np.ndarray, sy: np.ndarray, syy: np.ndarray, f: np.ndarray | None = None
+    x: np.ndarray,
+    n: np.ndarray,
+    sy: np.ndarray,
+    syy: np.ndarray | float,
+    f: np.ndarray | None = None,
 ) -> dict:
     """Both ES estimates from own SES x_i and the per-device sums of others' SES
-    (count n_i, sum sy_i, sum of squares syy_i). Returns correlation, variance_component,
-    the fitted model and the number of devices."""
+    (count n_i, sum sy_i, and sum of squares syy_i — per device, or as the total
+    Σ_i f_i syy_i over devices with an SES, which is all the model needs). Returns
+    correlation, variance_component, the fitted model and the number of devices."""
     f = np.ones_like(x) if f is None else f
     keep = (n > 0) & ~np.isnan(x) & (f > 0)
     xk, nk, fk = x[keep], n[keep], f[keep]
     ybar = sy[keep] / nk
-    within = np.maximum(syy[keep] - nk * ybar * ybar, 0.0)
+    # Σ f (syy − n ȳ²): the within sum of squares, pooled over persons
+    fsyy = float(syy) if np.ndim(syy) == 0 else float((fk * syy[keep]).sum())
+    within = max(fsyy - float((fk * nk * ybar * ybar).sum()), 0.0)
     corr = _wcorr(xk, ybar, fk) if keep.sum() > 1 else float("nan")
     model = reml_random_intercept(xk, nk, ybar, within, fk)
     sw = fk.sum()
