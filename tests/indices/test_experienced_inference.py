@@ -195,10 +195,14 @@ def test_hard_and_soft_passes_agree():
             assert np.allclose(h, s, rtol=1e-12, atol=0)
         r_count = c.shape[1] if mult is not None else perms.shape[0]
         mass = panel.weight[:, None] * (mult if mult is not None else np.ones((panel.n, r_count)))
-        a = places.amounts(ctx.D, mass, member)
+        a_hard, a_soft = (
+            places.amounts(ctx.rows, mass, *encounters.membership(member, hard), panel.k)
+            for hard in (True, False)
+        )
+        assert np.allclose(a_hard, a_soft, rtol=1e-12, atol=0)
         out = [
             people.exposures(
-                ctx.rows, a, mass, *encounters.membership(member, hard), ctx.ref, loo=True
+                ctx.rows, a_soft, mass, *encounters.membership(member, hard), ctx.ref, loo=True
             )[:2]
             for hard in (True, False)
         ]

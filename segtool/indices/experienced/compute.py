@@ -61,8 +61,7 @@ class ExperiencedResult:
 class _Context:
     panel: Panel
     params: ExperiencedParams
-    D: object
-    rows: people.Rows | None
+    rows: places.Rows
     ref: np.ndarray
     pi: np.ndarray
     pi_source: str
@@ -71,7 +70,6 @@ class _Context:
     ses: np.ndarray | None
     s_home: np.ndarray | None
     n_strata: int
-    D_groups: list | None = None
 
 
 @dataclass
@@ -106,21 +104,16 @@ def _context(panel: Panel, params: ExperiencedParams) -> _Context:
     lo = panel.groups.index(params.ice_low) if params.ice_low else None
     if hi is not None and (pi[hi] <= 0 or pi[lo] <= 0):
         raise _usage("ICE needs both groups present in the reference population")
-    D = places.dwell_matrix(panel.du_unit, panel.du_dev, panel.du_dwell, panel.n_units, panel.n)
-    rows = None
-    if panel.kind == "visits":
-        rows = people.rows(panel.du_dev, panel.du_unit, panel.du_dwell, panel.n)
+    rows = places.rows(panel.du_dev, panel.du_unit, panel.du_dwell, panel.n, panel.n_units)
     ses = None
     if panel.ses is not None and panel.kind == "visits":
         s = economic.percentile_ranks(panel.ses) if params.ses_rank else panel.ses.astype(float)
         ok = ~np.isnan(s)
         if ok.sum() > 1 and np.nanstd(s) > 0:
             ses = (s - np.nanmean(s)) / np.nanstd(s)  # numerics only: ES is affine invariant
-    d_groups = places.split_by_group(D, panel.code, panel.k) if panel.hard else None
     return _Context(
         panel=panel,
         params=params,
-        D=D,
         rows=rows,
         ref=ref,
         pi=pi,
@@ -130,7 +123,6 @@ def _context(panel: Panel, params: ExperiencedParams) -> _Context:
         ses=ses,
         s_home=_home_segregation(panel, ref),
         n_strata=max(len(panel.stratum_labels), 1),
-        D_groups=d_groups,
     )
 
 
@@ -208,7 +200,9 @@ def _evaluate(
     w = panel.weight[:, None]
     mass = w * mult if mult is not None else np.broadcast_to(w, (panel.n, r_count))
     stats: dict = {}
-    a = places.amounts(ctx.D, mass, member, ctx.D_groups)
+    code, shares = encounters.membership(member, panel.hard)
+    ak = places.amounts(ctx.rows, mass, code, shares, k)  # (units, K+1, R)
+    a = ak[:, :k, :].transpose(0, 2, 1)  # (units, R, K)
     tau, tot = places.composition(a)
     unit_s = places.segregation(tau, ctx.ref)
     if params.wants("place_segregation"):
@@ -223,10 +217,9 @@ def _evaluate(
     if panel.kind != "visits":
         return out
 
-    code, shares = encounters.membership(member, panel.hard)
     loo = params.leave_one_out and (detail or params.wants("individual_segregation"))
     s_i, s_loo, t, t_loo = people.exposures(
-        ctx.rows, a, mass, code, shares, ctx.ref, loo=loo, want_tau=detail
+        ctx.rows, ak, mass, code, shares, ctx.ref, loo=loo, want_tau=detail
     )
     if params.wants("individual_segregation"):
         _summaries(stats, "individual_segregation", s_i, mass, member, g_, quantiles=detail)

@@ -179,6 +179,38 @@ def ses_sums(bounds, dev, has, ses, mult, n):
 
 
 @numba.njit(**_NJIT)
+def amounts(dev_bounds, unit, dwell, mass, code, member, n_units, k):
+    """A (units, K+1, R): A[u, g, r] = Σ_i d_iu · mass[i, r] · m_ig over the (device, unit)
+    rows (device i owns rows dev_bounds[i]:dev_bounds[i+1]), and A[u, K, r] the unit's
+    total over groups. Hard `code` (n, Rc) or soft `member` (n, Rc, K)."""
+    n = dev_bounds.size - 1
+    r_count = mass.shape[1]
+    hard = code.shape[0] > 0
+    per = 1 if (code.shape[1] > 1 if hard else member.shape[1] > 1) else 0
+    out = np.zeros((n_units, k + 1, r_count))
+    for i in range(n):
+        for j in range(dev_bounds[i], dev_bounds[i + 1]):
+            u = unit[j]
+            d = dwell[j]
+            if hard and not per:
+                g = code[i, 0]
+                for r in range(r_count):
+                    out[u, g, r] += d * mass[i, r]
+            elif hard:
+                for r in range(r_count):
+                    out[u, code[i, r], r] += d * mass[i, r]
+            else:
+                for g in range(k):
+                    for r in range(r_count):
+                        out[u, g, r] += d * mass[i, r] * member[i, r * per, g]
+    for u in range(n_units):
+        for g in range(k):
+            for r in range(r_count):
+                out[u, k, r] += out[u, g, r]
+    return out
+
+
+@numba.njit(**_NJIT)
 def exposures(dev_bounds, unit, share, dwell, a, mass, code, member, ref, want_tau, loo):
     """Individual exposure τ_gi and S_i, and with `loo` the leave-one-out versions, for
     every device and replicate, from the (device, unit) rows (device-sorted: device i owns

@@ -18,32 +18,12 @@ group by its share).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from segtool.indices.experienced import kernels
-from segtool.indices.experienced.places import weighted_quantiles
+from segtool.indices.experienced.places import Rows, weighted_quantiles
 
 QUANTILES = {"q25": 0.25, "median": 0.5, "q75": 0.75}
-
-
-@dataclass
-class Rows:
-    """The (device, unit) dwell rows in the form the exposure pass reads: device i owns
-    rows bounds[i]:bounds[i+1]; share = d_iα / Σ_α d_iα."""
-
-    bounds: np.ndarray  # (n + 1,) int64
-    unit: np.ndarray  # int32
-    dwell: np.ndarray
-    share: np.ndarray
-
-
-def rows(du_dev: np.ndarray, du_unit: np.ndarray, dwell: np.ndarray, n_dev: int) -> Rows:
-    """Rows sorted by device (every device with at least one row)."""
-    tot = np.bincount(du_dev, weights=dwell, minlength=n_dev)
-    bounds = np.searchsorted(du_dev, np.arange(n_dev + 1)).astype(np.int64)
-    return Rows(bounds, du_unit.astype(np.int32), dwell.astype(np.float64), dwell / tot[du_dev])
 
 
 def exposures(
@@ -61,18 +41,15 @@ def exposures(
     place with anyone) for every replicate; with `want_tau` also τ_gi and τ_gi^(−i)
     (n, R, K).
 
-    a: unit amounts (units, R, K); mass (n, R) = w_i × multiplicity; hard groups as
-    `code` (n, Rc), soft as `shares` (n, Rc, K) (see `encounters.membership`)."""
-    u, r_count, k = a.shape
-    ak = np.empty((u, k + 1, r_count))
-    ak[:, :k, :] = a.transpose(0, 2, 1)
-    ak[:, k, :] = a.sum(axis=-1)
+    a: unit amounts (units, K+1, R) from `places.amounts`; mass (n, R) = w_i ×
+    multiplicity; hard groups as `code` (n, Rc), soft as `shares` (n, Rc, K) (see
+    `encounters.membership`)."""
     s, s_loo, t, t_loo = kernels.exposures(
         r.bounds,
         r.unit,
         r.share,
         r.dwell,
-        ak,
+        a,
         np.ascontiguousarray(mass, dtype=np.float64),
         code,
         shares,
