@@ -294,3 +294,28 @@ def exposures(dev_bounds, unit, share, dwell, a, mass, code, member, ref, want_t
                         for g in range(k):
                             t_loo[i, g, r] = num[g, r]
     return s_out, s_loo, t_out, t_loo
+
+
+@numba.njit(**_NJIT)
+def group_means(values, mass, member):
+    """Weighted means of values (n, R) over all devices (row 0) and by group g (row g + 1,
+    weights mass × m_ig), NaN values carrying no weight; member (Rc, n, K)."""
+    n, r_count = values.shape
+    k = member.shape[2]
+    per = 1 if member.shape[0] > 1 else 0
+    num = np.zeros((k + 1, r_count))
+    den = np.zeros((k + 1, r_count))
+    for i in range(n):
+        for r in range(r_count):
+            v = values[i, r]
+            if np.isnan(v):
+                continue
+            w = mass[i, r]
+            num[0, r] += v * w
+            den[0, r] += w
+            for g in range(k):
+                m = member[r * per, i, g]
+                if m != 0.0:
+                    num[g + 1, r] += v * w * m
+                    den[g + 1, r] += w * m
+    return num / den

@@ -70,17 +70,18 @@ def summaries(
     member: (n, K) or (R, n, K)."""
     out = {}
     k = member.shape[-1]
-    ok = ~np.isnan(values)
-    v0 = np.where(ok, values, 0.0)
+    m3 = member[None] if member.ndim == 2 else member
+    means = kernels.group_means(values, np.ascontiguousarray(mass, dtype=np.float64), m3)
+    if quantiles:
+        ok = ~np.isnan(values)
     for g in [None, *range(k)]:
-        if g is None:
-            w = mass
-        else:
-            w = mass * (member[:, g][:, None] if member.ndim == 2 else member[:, :, g].T)
-        ww = np.where(ok, w, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[(g, "mean")] = (v0 * ww).sum(0) / ww.sum(0)
+        out[(g, "mean")] = means[0 if g is None else g + 1]
         if quantiles:
+            if g is None:
+                w = mass
+            else:
+                w = mass * (member[:, g][:, None] if member.ndim == 2 else member[:, :, g].T)
+            ww = np.where(ok, w, 0.0)
             qv = weighted_quantiles(values, ww, list(QUANTILES.values()))
             for j, name in enumerate(QUANTILES):
                 out[(g, name)] = qv[j]
