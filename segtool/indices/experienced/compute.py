@@ -394,8 +394,8 @@ def _places_frame(ctx: _Context, est: _Out, boot: _Out | None, null: _Out | None
         if name not in cols:
             continue
         if b is not None:
-            lo, hi = np.nanquantile(
-                b, [(1 - ctx.params.level) / 2, (1 + ctx.params.level) / 2], axis=1
+            lo, hi = places.row_nanquantiles(
+                b, [(1 - ctx.params.level) / 2, (1 + ctx.params.level) / 2]
             )
             cols[f"{name}_se"] = np.nanstd(b, axis=1, ddof=1)
             cols[f"{name}_ci_low"], cols[f"{name}_ci_high"] = lo, hi
