@@ -117,9 +117,5 @@ def ses_sums(
     out, fsyy = kernels.ses_sums(_rows(pres), pres.dev, has_c, s_c, c, n)
     if "segments" not in pres.cache:
         pres.cache["segments"] = np.bincount(pres.dev, minlength=n).astype(np.float64)
-    b = pres.cache["segments"][:, None]
-    own = c * has_c  # the device's own copies, counted in each of its b segments
-    n_i = out[:, 0, :] - b * own
-    sy = out[:, 1, :] - b * own * s_c
-    focal = (has_c > 0) & (b > 0)
-    return np.where(focal, n_i, 0.0), np.where(focal, sy, 0.0), fsyy
+    n_i, sy = kernels.ses_focal(out, pres.cache["segments"], has_c, s_c, c)
+    return n_i, sy, fsyy

@@ -179,6 +179,30 @@ def ses_sums(bounds, dev, has, ses, mult, n):
 
 
 @numba.njit(**_NJIT)
+def ses_focal(out, segments, has, ses, mult):
+    """The others of each focal device from `ses_sums`' out (n, 2, R): the count
+    N − b·own and the SES sum S − b·own·s (own = c_i h_i, the device's own copies,
+    counted in each of its b segments); 0 where the device has no SES or no segment.
+    Returns (n, R) each, in the same arithmetic as the numpy expressions it replaces."""
+    n, _, r_count = out.shape
+    per = 1 if has.shape[1] > 1 else 0
+    n_i = np.empty((n, r_count))
+    sy = np.empty((n, r_count))
+    for i in range(n):
+        b = segments[i]
+        for r in range(r_count):
+            h = has[i, r * per]
+            own = mult[i, r] * h
+            if h > 0.0 and b > 0.0:
+                n_i[i, r] = out[i, 0, r] - b * own
+                sy[i, r] = out[i, 1, r] - b * own * ses[i, r * per]
+            else:
+                n_i[i, r] = 0.0
+                sy[i, r] = 0.0
+    return n_i, sy
+
+
+@numba.njit(**_NJIT)
 def amounts(dev_bounds, unit, dwell, mass, code, member, n_units, k):
     """A (units, K+1, R): A[u, g, r] = Σ_i d_iu · mass[i, r] · m_ig over the (device, unit)
     rows (device i owns rows dev_bounds[i]:dev_bounds[i+1]), and A[u, K, r] the unit's
