@@ -170,3 +170,41 @@ def test_no_ses_no_economic_rows():
     df, _, _ = make(2)
     res = experienced_indices(df.drop("ses"), min_devices=1)
     assert "economic_segregation" not in res.indices["index"].to_list()
+
+
+def test_economic_sums_with_multiplicities_against_explicit_pairs():
+    """Per device: others counted with their multiplicity (a device's own copies are never
+    its others), devices without SES neither focal nor counted; the frequency-weighted
+    total of the others' squared SES — against a loop over explicit pairs."""
+    from segtool.indices.experienced import encounters
+    from segtool.indices.experienced.panel import _segments
+
+    rng = np.random.default_rng(4)
+    n, n_seg = 30, 12
+    pairs_ = zip(rng.integers(0, n, 120), rng.integers(0, n_seg, 120), strict=True)
+    rows = {(int(d), int(b)) for d, b in pairs_}
+    frame = pl.DataFrame(
+        [(d, b, 1.0) for d, b in sorted(rows)], schema=["__dev", "__seg", "amount"], orient="row"
+    )
+    pres = _segments(frame)
+    ses = rng.normal(size=n)
+    ses[[3, 7]] = np.nan
+    mult = rng.poisson(1.0, (n, 5)).astype(np.uint8)
+    n_i, sy, fsyy = encounters.ses_sums(pres, mult, ses, n)
+    members = defaultdict(list)
+    for d, b in zip(pres.dev, pres.seg, strict=True):
+        members[int(b)].append(int(d))
+    for r in range(mult.shape[1]):
+        c = mult[:, r].astype(float)
+        want_n, want_s, want_q = np.zeros(n), np.zeros(n), 0.0
+        for devs in members.values():
+            for i in devs:
+                if np.isnan(ses[i]):
+                    continue
+                for j in devs:
+                    if j != i and not np.isnan(ses[j]):
+                        want_n[i] += c[j]
+                        want_s[i] += c[j] * ses[j]
+                        want_q += c[i] * c[j] * ses[j] ** 2
+        assert np.allclose(n_i[:, r], want_n) and np.allclose(sy[:, r], want_s)
+        assert fsyy[r] == pytest.approx(want_q, rel=1e-12)

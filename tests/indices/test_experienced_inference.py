@@ -176,18 +176,38 @@ def test_poisson_and_multinomial_multipliers():
     assert np.array_equal(one, resample.multipliers(50, range(0, 3), 3, 1)[:, 1])
 
 
-def test_chunked_passes_give_the_same_numbers(monkeypatch):
-    from segtool.indices.experienced import encounters, people
+def test_hard_and_soft_passes_agree():
+    """The compiled passes for hard groups (group codes) and for shares give the same
+    numbers on one-hot shares — bootstrap multiplicities and per-replicate permutations."""
+    from segtool.indices.experienced import encounters, people, places
 
-    df = generate(n=150, seed=12, soft=True)
-    params = ExperiencedParams(min_devices=1, leave_one_out=True, bootstrap=3, null=2, seed=1)
+    df = generate(n=150, seed=12)
+    params = ExperiencedParams(min_devices=1, leave_one_out=True)
     panel = panel_from_long(df, params)
-    a = experienced(panel, params).indices
-    monkeypatch.setattr(encounters, "_CHUNK", 40)
-    monkeypatch.setattr(people, "_CHUNK", 30)
-    b = experienced(panel, params).indices
-    for col in ("value", "se", "null_mean"):
-        assert np.allclose(a[col].to_numpy(), b[col].to_numpy(), equal_nan=True, atol=1e-12)
+    assert panel.hard
+    ctx = compute._context(panel, params)
+    c = resample.multipliers(panel.n, range(4), 4, 1)
+    perms = resample.permutations(panel.n, range(3), 3, 2)
+    for mult, member in ((c, panel.member), (None, panel.member[perms])):
+        hard = encounters.copresence(panel.presence, panel.weight, mult, member, hard=True)
+        soft = encounters.copresence(panel.presence, panel.weight, mult, member, hard=False)
+        for h, s in zip(hard, soft, strict=True):
+            assert np.allclose(h, s, rtol=1e-12, atol=0)
+        r_count = c.shape[1] if mult is not None else perms.shape[0]
+        mass = panel.weight[:, None] * (mult if mult is not None else np.ones((panel.n, r_count)))
+        a_hard, a_soft = (
+            places.amounts(ctx.rows, mass, *encounters.membership(member, hard), panel.k)
+            for hard in (True, False)
+        )
+        assert np.allclose(a_hard, a_soft, rtol=1e-12, atol=0)
+        out = [
+            people.exposures(
+                ctx.rows, a_soft, mass, *encounters.membership(member, hard), ctx.ref, loo=True
+            )[:2]
+            for hard in (True, False)
+        ]
+        for h, s in zip(*out, strict=True):
+            assert np.allclose(h, s, rtol=1e-12, atol=0, equal_nan=True)
 
 
 def test_index_selection_computes_only_what_is_asked():

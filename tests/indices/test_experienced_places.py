@@ -18,7 +18,7 @@ from segtool.indices.experienced import (
     panel_from_long,
     place_segregation,
 )
-from segtool.indices.experienced.places import segregation, weighted_quantiles
+from segtool.indices.experienced.places import row_nanquantiles, segregation, weighted_quantiles
 
 T0 = datetime(2024, 3, 4, 8, 0, tzinfo=UTC)
 
@@ -254,3 +254,21 @@ def test_visits_spanning_days_count_once_per_place():
     p = place_segregation(spec, min_devices=1)
     assert (p["devices"][0], p["visits"][0]) == (2, 3)
     assert p["segregation"][0] == pytest.approx(0.0)
+
+
+def test_row_nanquantiles_equal_numpy_nanquantile():
+    """The per-place bootstrap CIs: the same numbers as np.nanquantile along rows, with
+    NaN replicates ignored and all-NaN rows NaN."""
+    rng = np.random.default_rng(7)
+    b = rng.random((300, 40))
+    b[rng.random(b.shape) < 0.1] = np.nan
+    b[0] = np.nan
+    b[1, 1:] = np.nan
+    b[2] = 0.5  # ties
+    qs = [0.025, 0.5, 0.975]
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanquantile(b, qs, axis=1)
+    got = row_nanquantiles(b, qs)
+    assert np.array_equal(got, expected, equal_nan=True)
+    assert np.isnan(got[:, 0]).all() and np.all(got[:, 1] == b[1, 0])
+    assert row_nanquantiles(np.zeros((0, 5)), qs).shape == (3, 0)

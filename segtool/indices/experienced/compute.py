@@ -61,8 +61,7 @@ class ExperiencedResult:
 class _Context:
     panel: Panel
     params: ExperiencedParams
-    D: object
-    F: object | None
+    rows: places.Rows
     ref: np.ndarray
     pi: np.ndarray
     pi_source: str
@@ -71,9 +70,6 @@ class _Context:
     ses: np.ndarray | None
     s_home: np.ndarray | None
     n_strata: int
-    D_groups: list | None = None
-    hard: encounters.HardIndex | None = None
-    home_hard: encounters.HardIndex | None = None
 
 
 @dataclass
@@ -108,28 +104,17 @@ def _context(panel: Panel, params: ExperiencedParams) -> _Context:
     lo = panel.groups.index(params.ice_low) if params.ice_low else None
     if hi is not None and (pi[hi] <= 0 or pi[lo] <= 0):
         raise _usage("ICE needs both groups present in the reference population")
-    D = places.dwell_matrix(panel.du_unit, panel.du_dev, panel.du_dwell, panel.n_units, panel.n)
-    F = None
-    if panel.kind == "visits":
-        F = people.share_matrix(panel.du_dev, panel.du_unit, panel.du_dwell, panel.n, panel.n_units)
+    rows = places.rows(panel.du_dev, panel.du_unit, panel.du_dwell, panel.n, panel.n_units)
     ses = None
     if panel.ses is not None and panel.kind == "visits":
         s = economic.percentile_ranks(panel.ses) if params.ses_rank else panel.ses.astype(float)
         ok = ~np.isnan(s)
         if ok.sum() > 1 and np.nanstd(s) > 0:
             ses = (s - np.nanmean(s)) / np.nanstd(s)  # numerics only: ES is affine invariant
-    hard = home_hard = None
-    d_groups = places.split_by_group(D, panel.code, panel.k) if panel.hard else None
-    if panel.kind == "visits" and panel.hard:
-        if panel.presence is not None:
-            hard = encounters.hard_index(panel.presence, panel.code)
-        if panel.home_presence is not None:
-            home_hard = encounters.hard_index(panel.home_presence, panel.code)
     return _Context(
         panel=panel,
         params=params,
-        D=D,
-        F=F,
+        rows=rows,
         ref=ref,
         pi=pi,
         pi_source=src,
@@ -138,9 +123,6 @@ def _context(panel: Panel, params: ExperiencedParams) -> _Context:
         ses=ses,
         s_home=_home_segregation(panel, ref),
         n_strata=max(len(panel.stratum_labels), 1),
-        D_groups=d_groups,
-        hard=hard,
-        home_hard=home_hard,
     )
 
 
@@ -218,7 +200,9 @@ def _evaluate(
     w = panel.weight[:, None]
     mass = w * mult if mult is not None else np.broadcast_to(w, (panel.n, r_count))
     stats: dict = {}
-    a = places.amounts(ctx.D, mass, member, ctx.D_groups)
+    code, shares = encounters.membership(member, panel.hard)
+    ak = places.amounts(ctx.rows, mass, code, shares, k)  # (units, K+1, R)
+    a = ak[:, :k, :].transpose(0, 2, 1)  # (units, R, K)
     tau, tot = places.composition(a)
     unit_s = places.segregation(tau, ctx.ref)
     if params.wants("place_segregation"):
@@ -233,15 +217,15 @@ def _evaluate(
     if panel.kind != "visits":
         return out
 
-    t = people.exposures(ctx.F, tau)
-    s_i = people.individual_segregation(t, ctx.ref)
+    loo = params.leave_one_out and (detail or params.wants("individual_segregation"))
+    s_i, s_loo, t, t_loo = people.exposures(
+        ctx.rows, ak, mass, code, shares, ctx.ref, loo=loo, want_tau=detail
+    )
     if params.wants("individual_segregation"):
         _summaries(stats, "individual_segregation", s_i, mass, member, g_, quantiles=detail)
     if detail:
         out.detail.update(t=t[:, 0, :], s_i=s_i[:, 0])
-    if params.leave_one_out and (detail or params.wants("individual_segregation")):
-        t_loo = people.exposures_loo(panel.du_dev, panel.du_unit, panel.du_dwell, a, mass, member)
-        s_loo = people.individual_segregation(t_loo, ctx.ref)
+    if loo:
         _summaries(
             stats, "individual_segregation", s_loo, mass, member, g_, "leave_one_out", detail
         )
@@ -252,21 +236,19 @@ def _evaluate(
         _summaries(stats, "home_segregation", home, mass, member, g_, quantiles=detail)
 
     if panel.presence is not None and params.wants("experienced_isolation", "exposure"):
-        num, den = encounters.copresence(
-            panel.presence, panel.weight, mult, member, ctx.hard if shared else None
-        )
+        num, den = encounters.copresence(panel.presence, panel.weight, mult, member, panel.hard)
         e = groups.exposure_from(num, den)  # (R, K, K)
         for gi in range(k):
             stats[Key("experienced_isolation", g_[gi])] = e[:, gi, gi]
             for hi in range(k):
                 stats[Key("exposure", g_[gi], g_[hi])] = e[:, gi, hi]
     if panel.presence is not None and ses is not None and params.wants("economic_segregation"):
-        n_i, sy, syy = encounters.ses_sums(panel.presence, mult, ses, panel.n)
+        n_i, sy, fsyy = encounters.ses_sums(panel.presence, mult, ses, panel.n)
         es_vals = {c: np.full(r_count, np.nan) for c in ("correlation", "variance_component")}
         for r in range(r_count):
             x = ses if ses.ndim == 1 else ses[r]
             f = None if mult is None else mult[:, r].astype(float)
-            es = economic.economic_segregation(x, n_i[:, r], sy[:, r], syy[:, r], f)
+            es = economic.economic_segregation(x, n_i[:, r], sy[:, r], fsyy[r], f)
             for c in es_vals:
                 es_vals[c][r] = es[c]
             if detail:
@@ -281,7 +263,7 @@ def _evaluate(
         and params.wants("residential_isolation")
     ):
         num, den = encounters.copresence(
-            panel.home_presence, panel.weight, mult, member, ctx.home_hard if shared else None
+            panel.home_presence, panel.weight, mult, member, panel.hard
         )
         e = groups.exposure_from(num, den)
         for gi in range(k):
@@ -412,8 +394,8 @@ def _places_frame(ctx: _Context, est: _Out, boot: _Out | None, null: _Out | None
         if name not in cols:
             continue
         if b is not None:
-            lo, hi = np.nanquantile(
-                b, [(1 - ctx.params.level) / 2, (1 + ctx.params.level) / 2], axis=1
+            lo, hi = places.row_nanquantiles(
+                b, [(1 - ctx.params.level) / 2, (1 + ctx.params.level) / 2]
             )
             cols[f"{name}_se"] = np.nanstd(b, axis=1, ddof=1)
             cols[f"{name}_ci_low"], cols[f"{name}_ci_high"] = lo, hi

@@ -14,97 +14,57 @@ which needs only per-segment sums and one sum over rows. Rows where nobody else 
 present (O_b = 0) enter neither numerator nor denominator.
 
 The economic sums use the same leave-self-out algebra on unweighted counts: per device
-Σ_{b∋i} (N_b − c_i) co-present others, and the sum and sum of squares of their SES.
+Σ_{b∋i} (N_b − c_i) co-present others and the sum of their SES; the sums of squares are
+only needed as one total per replicate (Σ_i c_i Σ_{b∋i} (Q_b − c_i s_i²) = Σ_b (N_b Q_b −
+Σ_{i∈b} c_i² s_i²), Q_b = Σ_{i∈b} c_i s_i²), so they cost no per-device pass.
 
 Every function works on a block of R replicates (columns): multiplicities `mult`
 (n, R) small integers (bootstrap) or None (all ones: the estimate and the permutation
 null), and group shares `member`, either (n, K) shared by the block or (R, n, K) per
-replicate (permutation null). Rows are processed in chunks of whole segments.
+replicate (permutation null). The passes are compiled (`kernels.py`): one sweep over the
+(device, segment) rows per block, the replicates in the innermost loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import scipy.sparse as sp
 
+from segtool.indices.experienced import kernels
 from segtool.indices.experienced.panel import Presence
 
-_CHUNK = 200_000  # rows per chunk (× replicates: ≈ 25 MB per float array for 16)
+
+def _rows(pres: Presence, weight: np.ndarray | None = None):
+    """Segment bounds (n_seg + 1,) and, with `weight`, each row's w_i × seconds (cached:
+    the same for every block)."""
+    if "bounds" not in pres.cache:
+        pres.cache["bounds"] = np.append(pres.starts, pres.rows).astype(np.int64)
+    if weight is None:
+        return pres.cache["bounds"]
+    if "y" not in pres.cache:
+        pres.cache["y"] = weight[pres.dev] * pres.amount
+    return pres.cache["bounds"], pres.cache["y"]
 
 
-@dataclass
-class HardIndex:
-    """Presence rows sorted by (segment, group) for hard groups: runs of one group within
-    a segment ("subsegments") start at `starts`."""
-
-    pres: Presence
-    starts: np.ndarray  # first row of each subsegment
-    seg: np.ndarray  # its segment
-    code: np.ndarray  # its group
-
-
-def hard_index(pres: Presence, code: np.ndarray) -> HardIndex:
-    gi = code[pres.dev].astype(np.int64)
-    key = pres.seg.astype(np.int64) * (int(code.max()) + 1) + gi
-    if key.size and np.any(key[1:] < key[:-1]):  # the panel usually sorts by group already
-        order = np.argsort(key, kind="stable")
-        pres = Presence(
-            pres.dev[order], pres.seg[order], pres.amount[order], pres.starts, pres.n_seg
-        )
-        gi = gi[order]
-    seg = pres.seg
-    new = (
-        np.r_[True, (seg[1:] != seg[:-1]) | (gi[1:] != gi[:-1])] if seg.size else np.zeros(0, bool)
-    )
-    starts = np.flatnonzero(new).astype(np.int64)
-    return HardIndex(pres, starts, seg[starts].astype(np.int64), gi[starts])
-
-
-def indicator(starts: np.ndarray, rows: int):
-    """CSR (segments × rows) summing runs of rows that start at `starts` (rows sorted):
-    `indicator(starts, n) @ x` is a segment sum of x (n, R) — much faster than
-    `np.add.reduceat(x, starts, axis=0)` on 2-D arrays."""
-    indptr = np.append(starts, rows).astype(np.int64)
-    return sp.csr_matrix(
-        (np.ones(rows), np.arange(rows, dtype=np.int64), indptr), shape=(starts.size, rows)
-    )
-
-
-def _chunks(pres: Presence, step: int | None = None):
-    """Row ranges covering whole segments, about `step` (_CHUNK) rows each (independent
-    of the block's width, so results do not depend on how replicates are blocked)."""
-    step = max(1, step or _CHUNK)
-    s0 = 0
-    while s0 < pres.n_seg:
-        r0 = int(pres.starts[s0])
-        s1 = int(np.searchsorted(pres.starts, r0 + step, side="right"))
-        s1 = max(s1, s0 + 1)
-        r1 = int(pres.starts[s1]) if s1 < pres.n_seg else pres.rows
-        yield r0, r1, s0, s1
-        s0 = s1
-
-
-def _chunk_devices(pres: Presence, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct devices of rows r0:r1 and each row's index among them (cached: the
-    chunks are the same for every block)."""
-    key = ("devices", r0, r1)
-    if key not in pres.cache:
-        dev = pres.dev[r0:r1]
-        seen = np.bincount(dev)  # no sort: O(rows + devices)
-        uniq = np.flatnonzero(seen)
-        lookup = np.zeros(seen.size, dtype=np.int32)
-        lookup[uniq] = np.arange(uniq.size, dtype=np.int32)
-        pres.cache[key] = (uniq, lookup[dev])
-    return pres.cache[key]
-
-
-def _rows_mult(mult: np.ndarray | None, dev: np.ndarray) -> np.ndarray:
-    """Multiplicities of each row's device (rows, R), or ones (rows, 1)."""
+def multiplicities(mult: np.ndarray | None, n: int, r_count: int) -> np.ndarray:
+    """(n, R) multiplicities for the kernels: uint8 when they fit, ones when None."""
     if mult is None:
-        return np.ones((dev.size, 1))
-    return np.take(mult, dev, axis=0).astype(np.float64)
+        return np.ones((n, r_count), dtype=np.uint8)
+    if mult.dtype == np.uint8:
+        return np.ascontiguousarray(mult)
+    if mult.size and mult.min() >= 0 and mult.max() < 256 and np.all(mult == np.round(mult)):
+        return np.ascontiguousarray(mult, dtype=np.uint8)
+    return np.ascontiguousarray(mult, dtype=np.float64)
+
+
+def membership(member: np.ndarray, hard: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Group codes (n, Rc) int32 for hard groups, or shares (n, Rc, K); the other empty."""
+    shared = member.ndim == 2
+    if hard:
+        code = member.argmax(axis=-1).astype(np.int32)  # (n,) or (R, n)
+        code = code[:, None] if shared else np.ascontiguousarray(code.T)
+        return code, np.zeros((0, 0, 0))
+    m = member[:, None, :] if shared else member.transpose(1, 0, 2)
+    return np.zeros((0, 0), np.int32), np.ascontiguousarray(m, dtype=np.float64)
 
 
 def copresence(
@@ -112,121 +72,50 @@ def copresence(
     weight: np.ndarray,
     mult: np.ndarray | None,
     member: np.ndarray,
-    hard: HardIndex | None = None,
+    hard: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Numerators (R, K, K) and denominators (R, K) of the co-presence exposure matrix.
 
     N_gh = Σ_i Σ_b m_ig x_ib · O_bh(i) / O_b(i),   D_g = Σ_i Σ_b m_ig x_ib [O_b(i) > 0],
-    so E_gh = N_gh / D_g. `hard`: the (segment, group) index, for hard groups shared by
-    the block (a faster path with the same result)."""
+    so E_gh = N_gh / D_g. `hard`: every device in one group (a faster pass, same result)."""
     per_rep = member.ndim == 3
-    if hard is not None and per_rep:
-        raise ValueError("the hard index needs group shares shared by the block")
-    if hard is not None:
-        pres = hard.pres
     k = member.shape[-1]
+    n = weight.size
     r_count = member.shape[0] if per_rep else (1 if mult is None else mult.shape[1])
-    num = np.zeros((r_count, k, k))
-    den = np.zeros((r_count, k))
     if pres.rows == 0:
-        return num, den
-    base = weight[pres.dev] * pres.amount
-    for r0, r1, s0, s1 in _chunks(pres):
-        dev = pres.dev[r0:r1]
-        rows = r1 - r0
-        starts = pres.starts[s0:s1] - r0
-        seg_sum = indicator(starts, rows)
-        if mult is None:
-            x = base[r0:r1, None].copy()  # (rows, 1)
-        else:
-            x = np.multiply(np.take(mult, dev, axis=0), base[r0:r1, None], dtype=np.float64)
-        o = np.repeat(seg_sum @ x, np.diff(np.append(starts, rows)), axis=0)
-        o -= x  # the others' mass O_b − x_i
-        ok = o > 1e-9 * x  # someone else is present (relative to rounding)
-        o[~ok] = np.inf
-        u = np.divide(x, o, out=o)  # x / O, 0 where nobody else is present
-        xu = x * u
-        x0 = np.where(ok, x, 0.0)
-        del ok
-        p_dense = np.zeros((r_count, s1 - s0, k))
-        u_dense = np.zeros((r_count, s1 - s0, k))
-        if hard is not None:
-            a, b = np.searchsorted(hard.starts, [r0, r1])
-            sub_sum = indicator(hard.starts[a:b] - r0, rows)
-            s_of, g_of = hard.seg[a:b] - s0, hard.code[a:b]
-            p_dense[:, s_of, g_of] = (sub_sum @ x).T
-            u_dense[:, s_of, g_of] = (sub_sum @ u).T
-            by_g = np.zeros((k, b - a))
-            by_g[g_of, np.arange(b - a)] = 1.0
-            num[:, np.arange(k), np.arange(k)] -= (by_g @ (sub_sum @ xu)).T
-            den += (by_g @ (sub_sum @ x0)).T
-        elif not per_rep:
-            m_rows = member[dev]  # (rows, K)
-            for g in range(k):
-                p_dense[:, :, g] = (seg_sum @ (x * m_rows[:, g : g + 1])).T
-                u_dense[:, :, g] = (seg_sum @ (u * m_rows[:, g : g + 1])).T
-            pairs = (m_rows[:, :, None] * m_rows[:, None, :]).reshape(rows, k * k)
-            num -= (pairs.T @ xu).T.reshape(r_count, k, k)
-            den += (m_rows.T @ x0).T
-        else:
-            m_rows = [np.take(member[:, :, g], dev, axis=1).T for g in range(k)]  # (rows, R)
-            for g in range(k):
-                p_dense[:, :, g] = (seg_sum @ (x * m_rows[g])).T
-                u_dense[:, :, g] = (seg_sum @ (u * m_rows[g])).T
-                den[:, g] += (m_rows[g] * x0).sum(axis=0)
-                for h in range(k):
-                    num[:, g, h] -= (m_rows[g] * m_rows[h] * xu).sum(axis=0)
-        for r in range(r_count):  # Σ_b U_bg P_bh, one product per replicate (block-size free)
-            num[r] += u_dense[r].T @ p_dense[r]
-    return num, den
+        return np.zeros((r_count, k, k)), np.zeros((r_count, k))
+    bounds, y = _rows(pres, weight)
+    c = multiplicities(mult, n, r_count)
+    code, shares = membership(member, hard)
+    if hard:
+        num, den = kernels.copresence_hard(bounds, pres.dev, y, code, c, k)
+    else:
+        num, den = kernels.copresence_soft(bounds, pres.dev, y, shares, c)
+    return num.transpose(2, 0, 1), den.T
 
 
 def ses_sums(
     pres: Presence, mult: np.ndarray | None, ses: np.ndarray, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per device and replicate: the number of co-present others (summed over segments),
-    the sum and the sum of squares of their SES. ses (n,) shared or (R, n) per replicate,
-    NaN where unknown (such devices are neither focal nor counted among the others). A
-    device's own copies are never its own others: Σ_{b∋i} (N_b − c_i) = Σ_{b∋i} N_b − B_i c_i.
-    Returns three (n, R) arrays."""
+    """Per device and replicate: the number of co-present others (summed over segments)
+    and the sum of their SES, (n, R) each; and per replicate the total over devices of
+    c_i × the sum of squares of their others' SES (R,). ses (n,) shared or (R, n) per
+    replicate, NaN where unknown (such devices are neither focal nor counted among the
+    others). A device's own copies are never its own others."""
     per_rep = ses.ndim == 2
     r_count = ses.shape[0] if per_rep else (1 if mult is None else mult.shape[1])
-    has = ~np.isnan(ses)  # (n,) or (R, n)
-    s0_ = np.where(has, ses, 0.0)
-    width = r_count if (per_rep or mult is not None) else 1
-    tot = np.zeros((n, 3 * width))
-    for r0, r1, s0, s1 in _chunks(pres, 5 * _CHUNK):
-        dev = pres.dev[r0:r1]
-        starts = pres.starts[s0:s1] - r0
-        uniq, inv = _chunk_devices(pres, r0, r1)
-        # (devices × segments) presence of the chunk; rows are sorted by segment
-        inc = sp.csc_matrix(
-            (np.ones(dev.size), inv, np.append(starts, dev.size)), shape=(uniq.size, s1 - s0)
-        )
-        own = np.empty((dev.size, 3, width))  # count, SES sum, SES² sum of each row's device
-        if per_rep:
-            np.copyto(own[:, 0, :], np.take(has, dev, axis=1).T)
-            s = np.take(s0_, dev, axis=1).T
-        else:
-            own[:, 0, :] = has[dev][:, None]
-            s = s0_[dev][:, None]
-        if mult is not None:
-            own[:, 0, :] *= np.take(mult, dev, axis=0)
-        np.multiply(own[:, 0, :], s, out=own[:, 1, :])
-        np.multiply(own[:, 1, :], s, out=own[:, 2, :])
-        local = inc @ (indicator(starts, r1 - r0) @ own.reshape(dev.size, 3 * width))
-        tot[uniq] += local
-    c_dev = np.ones((n, 1)) if mult is None else mult.astype(np.float64)
-    c_dev = c_dev * (has.T if per_rep else has[:, None])
-    s_dev = s0_.T if per_rep else s0_[:, None]
-    own = np.hstack(
-        [np.broadcast_to(v, (n, width)) for v in (c_dev, c_dev * s_dev, c_dev * s_dev**2)]
-    )
-    b = np.bincount(pres.dev, minlength=n).astype(np.float64)
-    tot -= b[:, None] * own
-    focal = (has.T if per_rep else has[:, None]) & (b[:, None] > 0)
-    out = []
-    for j in range(3):
-        part = np.where(focal, tot[:, j * width : (j + 1) * width], 0.0)
-        out.append(np.ascontiguousarray(np.broadcast_to(part, (n, r_count))))
-    return tuple(out)
+    has = ~np.isnan(ses)
+    s0 = np.where(has, ses, 0.0)
+    if per_rep:
+        has_c, s_c = np.ascontiguousarray(has.T, dtype=np.float64), np.ascontiguousarray(s0.T)
+    else:
+        has_c, s_c = has.astype(np.float64)[:, None], s0[:, None]
+    if pres.rows == 0:
+        z = np.zeros((n, r_count))
+        return z, z.copy(), np.zeros(r_count)
+    c = multiplicities(mult, n, r_count)
+    out, fsyy = kernels.ses_sums(_rows(pres), pres.dev, has_c, s_c, c, n)
+    if "segments" not in pres.cache:
+        pres.cache["segments"] = np.bincount(pres.dev, minlength=n).astype(np.float64)
+    n_i, sy = kernels.ses_focal(out, pres.cache["segments"], has_c, s_c, c)
+    return n_i, sy, fsyy

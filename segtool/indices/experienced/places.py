@@ -12,44 +12,56 @@ A *unit* α is a place (H3 cell or any place id), or a place × stratum with `--
   and `low` groups, o the rest, s the population shares (Liao et al. 2025, "modified ICE").
   −1 = only `low`, +1 = only `high`, 0 = as mixed as the population.
 
-Replicates (bootstrap multipliers or permuted groups) enter as extra columns of one
-sparse (units × devices) @ dense (devices × replicates·K) product, so all replicates of a
-block cost one pass over the (device, unit) dwell.
+Replicates (bootstrap multipliers or permuted groups) are extra columns of one compiled
+pass over the (device, unit) dwell rows, so all replicates of a block cost one pass.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
-
-def dwell_matrix(
-    du_unit: np.ndarray, du_dev: np.ndarray, dwell: np.ndarray, n_units: int, n_dev: int
-):
-    """CSR (units × devices) of dwell d_iα."""
-    return sp.csr_matrix((dwell, (du_unit, du_dev)), shape=(n_units, n_dev))
+from segtool.indices.experienced import kernels
 
 
-def split_by_group(D, code: np.ndarray, k: int) -> list:
-    """D's columns split by the devices' (hard) group: K matrices whose nnz add up to D's."""
-    return [(D @ sp.diags((code == g).astype(float))).tocsr() for g in range(k)]
+@dataclass
+class Rows:
+    """The (device, unit) dwell rows as the compiled passes read them: device i owns rows
+    bounds[i]:bounds[i+1]; share = d_iα / Σ_α d_iα."""
+
+    bounds: np.ndarray  # (n + 1,) int64
+    unit: np.ndarray  # int32
+    dwell: np.ndarray
+    share: np.ndarray
+    n_units: int
 
 
-def amounts(D, mass: np.ndarray, member: np.ndarray, by_group: list | None = None) -> np.ndarray:
-    """A[u, r, g] = Σ_i D[u, i] · mass[i, r] · m[i, g] (one sparse product per block).
+def rows(du_dev: np.ndarray, du_unit: np.ndarray, dwell: np.ndarray, n_dev: int, n_units: int):
+    """Rows sorted by device."""
+    tot = np.bincount(du_dev, weights=dwell, minlength=n_dev)
+    bounds = np.searchsorted(du_dev, np.arange(n_dev + 1)).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = dwell / tot[du_dev]
+    return Rows(bounds, du_unit.astype(np.int32), dwell.astype(np.float64), share, n_units)
 
-    mass: (n, R) device multipliers × weights; member: group shares (n, K) shared by the
-    block, or (R, n, K) per replicate; `by_group`: D split by hard group (`split_by_group`),
-    used when the block shares hard membership (K times fewer products)."""
-    n, r = mass.shape
-    k = member.shape[-1]
-    if by_group is not None and member.ndim == 2:
-        return np.stack([np.asarray(dg @ mass) for dg in by_group], axis=-1)
-    if member.ndim == 2:
-        y = (mass[:, :, None] * member[:, None, :]).reshape(n, r * k)
-    else:
-        y = (mass.T[:, :, None] * member).transpose(1, 0, 2).reshape(n, r * k)
-    return np.asarray(D @ y).reshape(D.shape[0], r, k)
+
+def amounts(r: Rows, mass: np.ndarray, code: np.ndarray, shares: np.ndarray, k: int) -> np.ndarray:
+    """A (units, K+1, R): A[u, g, r] = Σ_i d_iu · mass[i, r] · m_ig (mass = w_i × the
+    replicate's multiplicity), last row the unit total — one compiled pass over the rows
+    for a whole block. Hard groups as `code` (n, Rc), soft as `shares` (n, Rc, K) (see
+    `encounters.membership`)."""
+    return kernels.amounts(
+        r.bounds,
+        r.unit,
+        r.dwell,
+        np.ascontiguousarray(mass, dtype=np.float64),
+        code,
+        shares,
+        r.n_units,
+        k,
+    )
 
 
 def composition(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,6 +103,23 @@ def weighted_mean_by(values: np.ndarray, weights: np.ndarray, codes: np.ndarray,
     num, den = np.asarray(ind @ wv), np.asarray(ind @ w)
     with np.errstate(invalid="ignore", divide="ignore"):
         return num / den, wv.sum(0) / w.sum(0)
+
+
+def row_nanquantiles(values: np.ndarray, qs) -> np.ndarray:
+    """`np.nanquantile(values, qs, axis=1)` (linear interpolation, NaN ignored, all-NaN rows
+    NaN) with no Python pass per row: rows sorted once (NaN last), then one `np.quantile`
+    per distinct count of non-NaN values (at most R + 1 of them, whatever the number of
+    rows). values (m, R) → (len(qs), m); the same numbers as `np.nanquantile`."""
+    values = np.asarray(values, dtype=float)
+    out = np.full((len(qs), values.shape[0]), np.nan)
+    if values.size == 0:
+        return out
+    valid = (~np.isnan(values)).sum(axis=1)
+    ordered = np.sort(values, axis=1)
+    for c in np.unique(valid[valid > 0]):
+        rows = valid == c
+        out[:, rows] = np.quantile(ordered[rows, :c], qs, axis=1)
+    return out
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:

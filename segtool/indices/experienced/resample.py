@@ -10,9 +10,9 @@ replicates are split into blocks (each replicate has its own spawned seed).
 - Permutation null (Moro et al. 2021): the devices' group shares (and SES) are shuffled
   across devices; mobility, dwell and weights stay with the device.
 
-Replicates run in blocks: the place and individual indices of a whole block are one
-sparse (units × devices) @ dense (devices × replicates·K) product; the co-presence sums
-are one vectorised pass over the (device, cell, bin) rows per replicate.
+Replicates run in blocks: each compiled pass (`kernels.py`) reads its rows — the
+(device, unit) dwell rows or the (device, cell, bin) presence rows — once per block, with
+the block's replicates in the innermost loop.
 """
 
 from __future__ import annotations
