@@ -19,19 +19,10 @@ import polars as pl
 
 from segtool.indices.experienced import economic, encounters, groups, people, places, resample
 from segtool.indices.experienced.panel import Panel, check_groups
-from segtool.indices.experienced.params import ExperiencedParams
+from segtool.indices.experienced.params import INDICES, ExperiencedParams
 from segtool.indices.inference import excess_interval, summarize_null, summarize_replicates
 
-INDEX_ORDER = (
-    "place_segregation",
-    "ice",
-    "individual_segregation",
-    "home_segregation",
-    "experienced_isolation",
-    "residential_isolation",
-    "exposure",
-    "economic_segregation",
-)
+INDEX_ORDER = INDICES  # output rows in the order the indices are listed
 STAT_ORDER = {None: 0, "mean": 1, "q25": 2, "median": 3, "q75": 4}
 
 
