@@ -196,6 +196,22 @@ def open_inputs(
     return opened
 
 
+def with_reasons(frame: pl.DataFrame, checks: list[tuple[str, pl.Expr]]) -> pl.DataFrame:
+    """`frame` with a `reason` column: the name of the first check that is false for the
+    row, null when none is (a null check counts as passed). The checks are evaluated on
+    every row at once; the reason only for the rows that fail one."""
+    fails = [(~check).fill_null(False) for _, check in checks]
+    bad = frame.select(pl.any_horizontal(fails)).to_series()
+    reason = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
+    if bad.any():
+        at = bad.arg_true()
+        first = pl.when(fails[0]).then(pl.lit(checks[0][0]))
+        for (name, _), fail in zip(checks[1:], fails[1:], strict=True):
+            first = first.when(fail).then(pl.lit(name))
+        reason = reason.scatter(at, frame[at].select(first).to_series())
+    return frame.with_columns(reason.alias(REASON))
+
+
 # -- rejects --------------------------------------------------------------------------------
 
 

@@ -94,12 +94,19 @@ def time_expr(col: pl.Expr, values: pl.Series, tz: str = DEFAULT_TZ, unit: str =
     return _with_format(col, best[0], best[1], tz)
 
 
-# Fixed-width shapes (the common vendor exports) parse ~3x faster by slicing: the date-time
-# part has polars' fast fixed-format path, the offset is two small integers.
+# Fixed-width shapes (the common vendor exports) parse several times faster by slicing: the
+# date-time part has polars' fast fixed-format path, and the offset (few distinct values)
+# is looked up in a table of every offset the general parser accepts (±00:00 to ±23:59).
 _SHAPES = {
     "offset": r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d[+-]\d\d:\d\d$",
     "zulu": r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\dZ$",
     "naive": r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d$",
+}
+_OFFSET_MINUTES = {
+    f"{sign}{h:02d}:{m:02d}": (1 if sign == "+" else -1) * (60 * h + m)
+    for sign in "+-"
+    for h in range(24)
+    for m in range(60)
 }
 
 
@@ -110,28 +117,25 @@ def _fixed_width(col: pl.Expr, sample: pl.Series, tz: str) -> pl.Expr | None:
     if shape is None:
         return None
     sep = sample[0][10]
-    naive = col.str.slice(0, 19).str.to_datetime(
+    naive = col.str.head(19).str.to_datetime(
         f"%Y-%m-%d{sep}%H:%M:%S", strict=False, time_unit="us", cache=False
     )
     if shape == "naive":
         return pl.when(col.str.len_bytes() == 19).then(_localise(naive, tz))
     if shape == "zulu":
-        ok = (col.str.len_bytes() == 20) & (col.str.slice(19, 1) == "Z")
+        ok = (col.str.len_bytes() == 20) & (col.str.tail(1) == "Z")
         return pl.when(ok).then(naive.dt.replace_time_zone("UTC"))
-    sign = col.str.slice(19, 1)
-    minutes = col.str.slice(20, 2).cast(pl.Int64, strict=False) * 60 + col.str.slice(23, 2).cast(
-        pl.Int64, strict=False
+    minutes = col.str.tail(6).replace_strict(_OFFSET_MINUTES, default=None, return_dtype=pl.Int64)
+    return pl.when(col.str.len_bytes() == 25).then(
+        (naive - pl.duration(minutes=minutes)).dt.replace_time_zone("UTC")
     )
-    ok = (col.str.len_bytes() == 25) & sign.is_in(["+", "-"]) & (col.str.slice(22, 1) == ":")
-    offset = pl.when(sign == "-").then(-minutes).otherwise(minutes)
-    return pl.when(ok).then((naive - pl.duration(minutes=offset)).dt.replace_time_zone("UTC"))
 
 
 def repair(
     values: pl.Series, parsed: pl.Series, tz: str = DEFAULT_TZ, unit: str = "auto"
 ) -> pl.Series:
     """Parse again, with the full cascade, the text values `parsed` left null."""
-    if values.dtype != pl.String:
+    if values.dtype != pl.String or parsed.null_count() == 0:
         return parsed
     failed = parsed.is_null() & values.is_not_null() & (values.str.len_bytes() > 0)
     if not failed.any():
