@@ -20,7 +20,7 @@ test: install
 	$(BIN)/python -m pytest -n $(JOBS) -q
 
 demo: install
-	$(BIN)/segtool demo
+	$(BIN)/segtool demo --out demo-output
 
 bench: install
 	$(BIN)/python -m bench
@@ -30,5 +30,5 @@ lint: install
 	$(BIN)/ruff format --check segtool tests bench
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis demo-lake
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis demo-lake demo-output
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -20,7 +20,9 @@ from segtool.commands import (
     ingest,
     ingest_geo,
     lake,
+    landuse,
     mobility,
+    report,
     residential,
     synth,
 )
@@ -67,12 +69,13 @@ def _root(
 
 
 indices_app = typer.Typer(
-    help="Segregation indices: residential (from counts) and experienced (from visits).",
+    help="Segregation indices: residential (from counts), experienced (from visits) and their relation to land use.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 indices_app.command("residential")(residential.residential)
 indices_app.command("experienced")(experienced.experienced)
+indices_app.command("landuse")(landuse.landuse)
 
 ingest_app = typer.Typer(
     help="Read raw inputs into the validated, pseudonymised lake.",
@@ -98,6 +101,7 @@ app.command("groups")(mobility.groups)
 app.command("visits")(mobility.visits)
 app.command("synth")(synth.synth)
 app.command("demo")(demo.demo)
+app.command("report")(report.report)
 
 
 def main(argv: list[str] | None = None) -> int:

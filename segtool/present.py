@@ -70,27 +70,44 @@ def to_csv(frame: pl.DataFrame) -> str:
     return buf.getvalue()
 
 
-def _fmt_cell(value) -> str:
+def _decimals(values: pl.Series) -> int:
+    """Fewest decimals (0–4) that show every value of a float column exactly, else 4."""
+    finite = values.drop_nulls().drop_nans()
+    finite = finite.filter(finite.abs() < 1e15)
+    for k in range(4):
+        scaled = finite * 10**k
+        if ((scaled - scaled.round()).abs() <= 1e-9 * scaled.abs().clip(lower_bound=1)).all():
+            return k
+    return 4
+
+
+def _fmt_cell(value, decimals: int = 4) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        return (
-            f"{value:.4g}"
-            if abs(value) >= 1e4 or (value != 0 and abs(value) < 1e-3)
-            else f"{value:.4f}"
-        )
+        if math.isnan(value) or math.isinf(value):
+            return "" if math.isnan(value) else str(value)
+        if value != 0 and abs(value) < 10**-decimals:
+            return f"{value:.3g}"
+        return f"{value:,.{decimals}f}" if abs(value) >= 1e4 else f"{value:.{decimals}f}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1e4:
+        return f"{value:,}"
     return str(value)
 
 
 def rich_table(frame: pl.DataFrame, title: str | None = None) -> Table:
     frame = drop_all_null(frame)
-    table = Table(title=escape(title) if title else None, header_style="bold", title_justify="left")
+    table = Table(
+        title=escape(title) if title else None,
+        header_style="bold",
+        title_justify="left",
+        min_width=len(title) if title else None,  # a title is never wrapped
+    )
     for name, dtype in frame.schema.items():
         table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+    decimals = [_decimals(frame[c]) if frame.schema[c].is_float() else 0 for c in frame.columns]
     for row in frame.iter_rows():
-        table.add_row(*(escape(_fmt_cell(v)) for v in row))
+        table.add_row(*(escape(_fmt_cell(v, d)) for v, d in zip(row, decimals, strict=True)))
     return table
 
 

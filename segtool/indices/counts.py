@@ -318,20 +318,24 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
     long = long.with_columns(n=_parse_counts(long, count_name))
     rows_in = long.height
 
+    # Checks run on cheap summaries first (null counts, one numpy pass over the counts);
+    # only a table that fails one is searched for the first offending line.
     for col, label in (("unit", cols.unit), ("group", cols.group), ("stratum", cols.within)):
-        if label is None or col not in long.columns:
+        if label is None or col not in long.columns or not long[col].null_count():
             continue
         k, line = _where(long, pl.col(col).is_null())
-        if k:
-            raise InputError(f"{k} rows have no value in column {label!r} (first on line {line})")
-    k, line = _where(long, pl.col("n").is_null())
-    if k:
+        raise InputError(f"{k} rows have no value in column {label!r} (first on line {line})")
+    if long["n"].null_count():
+        k, line = _where(long, pl.col("n").is_null())
         raise InputError(f"{k} rows have no count in {count_name} (first on line {line})")
-    k, line = _where(long, pl.col("n").is_nan() | pl.col("n").is_infinite())
-    if k:
-        raise InputError(f"{k} counts in {count_name} are NaN or infinite (first on line {line})")
-    k, line = _where(long, pl.col("n") < 0)
-    if k:
+    values = long["n"].to_numpy()
+    if values.size and not (np.isfinite(values).all() and values.min() >= 0):
+        k, line = _where(long, pl.col("n").is_nan() | pl.col("n").is_infinite())
+        if k:
+            raise InputError(
+                f"{k} counts in {count_name} are NaN or infinite (first on line {line})"
+            )
+        k, line = _where(long, pl.col("n") < 0)
         bad = long.filter(pl.col("n") < 0).row(0, named=True)
         raise InputError(
             f"{k} counts in {count_name} are negative (first on line {line}: "
@@ -341,15 +345,16 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
     # Sort by unit, then by group within unit, stably (so duplicates keep line order).
     # Multi-key string sorts are slow in polars: sort by unit alone when needed, then
     # by an integer key (unit run × K + group code), skipping either sort when the file
-    # is already in order.
+    # is already in order. Group labels are hashed once, into an Enum kept from here on.
     prev_u = pl.col("unit").shift(1)
     if not long.select((pl.col("unit") >= prev_u).fill_null(True).all()).item():
         long = long.sort("unit", maintain_order=True)
     all_groups = sorted(long["group"].unique().to_list())
+    long = long.with_columns(pl.col("group").cast(pl.Enum(all_groups)))
     long = long.with_columns(
         _uid=pl.col("unit").rle_id(),
         _key=pl.col("unit").rle_id().cast(pl.UInt64) * len(all_groups)
-        + pl.col("group").cast(pl.Enum(all_groups)).to_physical().cast(pl.UInt64),
+        + pl.col("group").to_physical().cast(pl.UInt64),
     )
     if not long.select((pl.col("_key") >= pl.col("_key").shift(1)).fill_null(True).all()).item():
         long = long.sort("_key", maintain_order=True)
@@ -365,6 +370,7 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
             )
     dup = long.select(same_cell.alias("d"))["d"]
     n_dup = int(dup.sum())
+    rows = None  # input rows behind each row (1 unless duplicates were summed)
     if n_dup:
         first = long.filter(dup)["_line"][0]
         agg = [pl.col("n").sum(), pl.col("unit").first(), pl.col("group").first()]
@@ -374,33 +380,41 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
             .group_by("_cell", maintain_order=True)
             .agg(pl.col("_uid").first(), pl.len().alias("_rows"), *agg)
         )
+        rows = long["_rows"].to_numpy()
         notes.append(
             f"summed {_plural(n_dup, 'duplicate (unit, group) row')} into their first occurrence "
             f"(first duplicate on line {first})"
         )
-    else:
-        long = long.with_columns(_rows=pl.lit(1, dtype=pl.UInt32))
 
     # Units whose counts are all zero (sorted by unit: totals by run id, no hashing).
     uid = long["_uid"].to_numpy()
-    totals = np.bincount(uid, weights=long["n"].to_numpy())
+    n = long["n"].to_numpy()
+    totals = np.bincount(uid, weights=n)
     zero_units = int(np.count_nonzero(totals == 0))
     n_units = len(totals) - zero_units
     zero_unit_rows = 0
     if zero_units:
-        drop = pl.Series(totals[uid] == 0)
-        zero_unit_rows = int(long.filter(drop)["_rows"].sum())
-        long = long.filter(~drop)
+        drop = totals[uid] == 0
+        zero_unit_rows = int(rows[drop].sum()) if rows is not None else int(drop.sum())
+        keep = ~drop
+        long, n = long.filter(pl.Series(keep)), n[keep]
+        rows = None if rows is None else rows[keep]
         notes.append(
             f"dropped {_plural(zero_units, 'unit')} whose counts are all zero "
             f"({_plural(zero_unit_rows, 'row')})"
         )
-    by_group = long.group_by("group").agg(pl.col("n").sum(), pl.col("_rows").sum())
-    empty = by_group.filter(pl.col("n") == 0)
-    zero_groups = tuple(sorted(empty["group"].to_list()))
-    zero_group_rows = int(empty["_rows"].sum()) if empty.height else 0
+    # Groups with no members (by group code: no hashing of labels).
+    code = long["group"].to_physical().to_numpy()
+    k = len(all_groups)
+    sums = np.bincount(code, weights=n, minlength=k)
+    present = np.bincount(code, minlength=k) > 0  # groups left with a row
+    empty = present & (sums == 0)
+    zero_groups = tuple(g for g, e in zip(all_groups, empty, strict=True) if e)
+    zero_group_rows = 0
     if zero_groups:
-        long = long.filter(~pl.col("group").is_in(list(zero_groups)))
+        drop = empty[code]
+        zero_group_rows = int(rows[drop].sum()) if rows is not None else int(drop.sum())
+        long = long.filter(pl.Series(~drop))
         notes.append(
             f"dropped {_plural(len(zero_groups), 'group')} with no members: "
             f"{', '.join(zero_groups)} ({_plural(zero_group_rows, 'row')})"
@@ -408,7 +422,7 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
 
     if long.height == 0:
         raise InputError("every count is zero: there is nothing to measure")
-    groups = sorted(set(by_group["group"].to_list()) - set(zero_groups))
+    groups = [g for g, p, e in zip(all_groups, present, empty, strict=True) if p and not e]
     if n_units < 2:
         raise InputError(
             f"only one unit ({long['unit'][0]!r}): segregation needs at least two units"
@@ -416,10 +430,17 @@ def canonicalize(frame: pl.DataFrame, cols: Columns, *, first_line: int = 1) -> 
     if len(groups) < 2:
         raise InputError(f"only one group ({groups[0]!r}): segregation needs at least two groups")
 
-    out = [pl.col("unit"), pl.col("group").cast(pl.Enum(groups)), pl.col("n")]
+    # Sorted by unit (flagged, so `composition` need not check it); counts in one chunk.
+    group = pl.col("group")
+    out = [
+        pl.col("unit").set_sorted(),
+        group if groups == all_groups else group.cast(pl.String).cast(pl.Enum(groups)),
+        pl.col("n"),
+    ]
     out += [pl.col("stratum")] if cols.within else []
+    frame = long.select(out)
     return Counts(
-        frame=long.select(out),
+        frame=frame.with_columns(frame["n"].rechunk()),
         columns=cols,
         rows_in=rows_in,
         duplicate_rows=n_dup,

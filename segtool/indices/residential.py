@@ -18,10 +18,12 @@ Without a focal group the multigroup version of each index is reported. Isolatio
 interaction, correlation ratio and Atkinson have no multigroup form: they are reported
 for each group against the rest (``other_group = "(rest)"``).
 
-How it works: the long frame becomes one dense units×K matrix (n×K, never n×n); the
-shared intermediates (t_u, N_g, π_ug, …) are computed once in a `Composition` and every
-index is a few vectorised passes over it. Gini is O(n log n) by sorting and cumulative
-sums. All kernels accept leading batch axes (replicates × units × K), which is how the
+How it works: the long frame (or a wide one, `from_wide`) becomes one dense table of
+counts, kept group-major (K × n: each group's counts contiguous; never n × n). The
+shared intermediates (t_u, N_g, π_g, …) are computed once in a `Composition`, and every
+sum over units the requested indices need is taken in one pass over cache-sized blocks
+of units (`Composition.unit_sums`). Gini is O(n log n) by sorting and cumulative sums.
+Everything accepts leading batch axes (replicates × K × n), which is how the
 multinomial bootstrap evaluates many replicates at once.
 
 References: Massey & Denton 1988 (Social Forces 67:281); Reardon & Firebaugh 2002
@@ -34,6 +36,7 @@ Atkinson 1970; Simpson 1949; Cortes, Rey et al. 2020 (PySAL `segregation`, JOSS)
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -162,37 +165,99 @@ def _entropy(p: np.ndarray) -> np.ndarray:
     return -_xlogx_ratio(p, np.ones_like(p)).sum(axis=-1)
 
 
+TINY = np.finfo(float).tiny
+BLOCK_CELLS = 1 << 17  # cells per block of `Composition.unit_sums` (1 MB per float buffer)
+# Sums over units each index needs (`Composition.unit_sums`), computed in one pass.
+UNIT_SUMS: dict[str, tuple[str, ...]] = {
+    "dissimilarity": ("abs_dev",),
+    "atkinson": ("atkinson",),
+    "isolation": ("cross",),
+    "interaction": ("cross",),
+    "correlation_ratio": ("cross",),
+    "normalized_exposure": ("cross",),
+    "relative_diversity": ("cross",),
+    "squared_cv": ("cross",),
+    "exposure": ("cross",),
+    "theil_h": ("mi_cells",),
+    "mutual_information": ("mi_cells",),
+    "hutchens": ("hutchens_sum",),
+}
+_BLAS = None
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread: the products here are (K × B)·(B × K) for small K,
+    and OpenBLAS's threads cost more CPU waking up and spinning than they save."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 @dataclass(frozen=True, eq=False)
 class Composition:
-    """A units×groups count matrix and the intermediates every index shares.
+    """A units×groups count table and the intermediates every index shares.
 
-    `counts` has shape (..., n, K): leading axes are bootstrap replicates. `units`
-    labels the n rows (a polars Series, dtype as read), `groups` the K columns.
+    `cols` holds the counts group-major, shape (..., K, n): row g is group g's count in
+    each of the n units, contiguous, so that every per-group pass, sum over units and
+    sort (Gini) runs over contiguous memory and sums over groups add K rows. Leading
+    axes are bootstrap replicates. `counts` is the same data seen as (..., n, K).
+    `units` labels the n units (a polars Series, dtype as read), `groups` the K groups.
     `strata` (optional) gives each unit's stratum code (n,), named by `stratum_names`.
     Every derived array is computed at most once (cached).
     """
 
-    counts: np.ndarray
+    cols: np.ndarray
     units: pl.Series
     groups: tuple[str, ...]
     strata: np.ndarray | None = None
     stratum_names: tuple[str, ...] | None = None
     labels: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_counts(
+        cls,
+        counts: np.ndarray,
+        units: pl.Series,
+        groups: Sequence[str],
+        strata: np.ndarray | None = None,
+        stratum_names: tuple[str, ...] | None = None,
+        labels: dict | None = None,
+    ) -> Composition:
+        """A composition of a (..., n, K) count array (copied into the group-major layout)."""
+        cols = np.ascontiguousarray(np.swapaxes(np.asarray(counts, dtype=float), -1, -2))
+        return cls(cols, units, tuple(groups), strata, stratum_names, labels or {})
+
+    def _seed(self, **known: np.ndarray) -> Composition:
+        """Fill cached intermediates that the caller already has (e.g. t_u and N_g
+        from building the matrix), so that they are not computed again."""
+        self.__dict__.update(known)
+        return self
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Counts n_ug, shape (..., n, K) (a view of `cols`)."""
+        return np.swapaxes(self.cols, -1, -2)
+
     @property
     def K(self) -> int:  # noqa: N802 - the notation of the literature
-        return self.counts.shape[-1]
+        return self.cols.shape[-2]
+
+    @property
+    def n(self) -> int:
+        return self.cols.shape[-1]
 
     @cached_property
     def t(self) -> np.ndarray:
-        """Unit totals t_u, shape (..., n)."""
-        # A product with a ones vector: numpy's sum over a short last axis is slow.
-        return self.counts @ np.ones(self.K)
+        """Unit totals t_u, shape (..., n): the sum of the K group rows."""
+        return self.cols.sum(axis=-2)
 
     @cached_property
     def N(self) -> np.ndarray:  # noqa: N802
         """Group totals N_g, shape (..., K)."""
-        return np.swapaxes(self.counts, -1, -2) @ np.ones(self.counts.shape[-2])
+        return self.cols.sum(axis=-1)
 
     @cached_property
     def T(self) -> np.ndarray:  # noqa: N802
@@ -210,21 +275,113 @@ class Composition:
         return _div(self.t, self.T[..., None])
 
     @cached_property
-    def share(self) -> np.ndarray:
-        """Unit compositions π_ug = n_ug/t_u (0 for an empty unit), shape (..., n, K)."""
-        return _div(self.counts, self.t[..., None])
+    def share_cols(self) -> np.ndarray:
+        """Unit compositions π_ug = n_ug/t_u (0 for an empty unit), shape (..., K, n)."""
+        return _div(self.cols, self.t[..., None, :])
 
-    @cached_property
-    def log_counts(self) -> np.ndarray:
-        """ln n_ug, and 0 for empty cells (so that n ln n = 0 there), shape (..., n, K)."""
-        out = np.where(self.counts > 0, self.counts, 1.0)
-        return np.log(out, out=out)
+    @property
+    def share(self) -> np.ndarray:
+        """Unit compositions π_ug, shape (..., n, K) (a view of `share_cols`)."""
+        return np.swapaxes(self.share_cols, -1, -2)
 
     @cached_property
     def cross(self) -> np.ndarray:
-        """X_gh = Σ_u n_ug π_uh, shape (..., K, K): one BLAS product that yields the
-        exposure matrix (X_gh/N_g) and the variance terms Σ_u t_u π_ug² = X_gg."""
-        return np.swapaxes(self.counts, -1, -2) @ self.share
+        """X_gh = Σ_u n_ug π_uh, shape (..., K, K): yields the exposure matrix (X_gh/N_g)
+        and the variance terms Σ_u t_u π_ug² = X_gg."""
+        return self.unit_sums(["cross"])["cross"]
+
+    @cached_property
+    def abs_dev(self) -> np.ndarray:
+        """Σ_u t_u |π_ug − π_g|, shape (..., K) (dissimilarity)."""
+        return self.unit_sums(["abs_dev"])["abs_dev"]
+
+    @cached_property
+    def mi_cells(self) -> np.ndarray:
+        """Σ_u Σ_g n_ug ln(π_ug/π_g) = T·M, shape (...)."""
+        return self.unit_sums(["mi_cells"])["mi_cells"]
+
+    @cached_property
+    def hutchens_sum(self) -> np.ndarray:
+        """Σ_u Π_g (n_ug/N_g)^(1/K), shape (...)."""
+        return self.unit_sums(["hutchens_sum"])["hutchens_sum"]
+
+    def atkinson_terms(self, b: float) -> np.ndarray:
+        """Σ_u n_ug^b (t_u − n_ug)^(1−b), shape (..., K) (each group against the rest)."""
+        return self.unit_sums(["atkinson"], b)[("atkinson", b)]
+
+    def unit_sums(self, wanted: Iterable[str], b: float = 0.5) -> dict:
+        """The sums over units named in `wanted` (`UNIT_SUMS`; "atkinson" with shape `b`),
+        all computed in one pass over blocks of units and cached.
+
+        Each block of B units (K×B cells, about `BLOCK_CELLS`) goes through every
+        requested sum while it is in cache: its shares π_ug = n_ug/t_u once, then
+        |π_ug − π_g| (dissimilarity), the K×K product with the counts (exposure),
+        n_ug^b (t_u − n_ug)^(1−b) (Atkinson), ln(π_ug/π_g) (M, and Hutchens through
+        Π_g (n_ug/N_g)^(1/K) = (t_u/T) exp(mean_g ln(π_ug/π_g))). Temporaries are two
+        block-sized buffers, reused, instead of several n×K arrays.
+        """
+        cache = self.__dict__
+        todo = {("atkinson", b) if w == "atkinson" else w for w in wanted}
+        todo = {w for w in todo if w not in cache}
+        if todo:
+            cache.update(self._unit_pass(todo, b))
+        return cache
+
+    def _unit_pass(self, todo: set, b: float) -> dict:
+        cols, t, k = self.cols, self.t, self.K
+        batch, n = cols.shape[:-2], self.n
+        atkinson = ("atkinson", b) in todo
+        logs = bool(todo & {"mi_cells", "hutchens_sum"})
+        shares = logs or bool(todo & {"abs_dev", "cross"})
+        out = {
+            "abs_dev": np.zeros((*batch, k)),
+            "cross": np.zeros((*batch, k, k)),
+            ("atkinson", b): np.zeros((*batch, k)),
+            "mi_cells": np.zeros(batch),
+            "hutchens_sum": np.zeros(batch),
+        }
+        t_div = t if bool((t > 0).all()) else np.where(t > 0, t, 1.0)  # empty unit: π = 0
+        p = self.P[..., :, None]
+        inv_p = _div(1.0, p)  # an absent group (bootstrap): its cells are 0 anyway
+        size = min(n, max(1024, BLOCK_CELLS // (k * int(np.prod(batch, dtype=np.int64)))))
+        share_buf = np.empty((*batch, k, size))
+        work_buf = np.empty((*batch, k, size))
+        with _one_blas_thread():
+            for lo in range(0, n, size):
+                hi = min(lo + size, n)
+                c, tb = cols[..., lo:hi], t[..., lo:hi]
+                share, work = share_buf[..., : hi - lo], work_buf[..., : hi - lo]
+                if shares:
+                    np.divide(c, t_div[..., None, lo:hi], out=share)
+                if "abs_dev" in todo:
+                    np.subtract(share, p, out=work)
+                    out["abs_dev"] += _wsum(np.abs(work, out=work), tb)
+                if "cross" in todo:
+                    out["cross"] += c @ np.swapaxes(share, -1, -2)
+                if atkinson:
+                    np.subtract(tb[..., None, :], c, out=work)  # the rest of the unit
+                    if b == 0.5:
+                        np.sqrt(np.multiply(work, c, out=work), out=work)
+                    else:
+                        np.power(work, 1.0 - b, out=work)
+                        work *= c**b
+                    out[("atkinson", b)] += work.sum(axis=-1)
+                if logs:
+                    np.multiply(share, inv_p, out=work)
+                    np.maximum(work, TINY, out=work)  # an empty cell: n ln(...) = 0
+                    np.log(work, out=work)
+                    if "mi_cells" in todo:
+                        out["mi_cells"] += np.einsum("...kn,...kn->...", c, work)
+                    if "hutchens_sum" in todo:
+                        geo = work.sum(axis=-2)
+                        geo /= k
+                        np.exp(geo, out=geo)
+                        geo *= tb
+                        geo[c.min(axis=-2) <= 0] = 0.0  # an empty cell makes the product 0
+                        out["hutchens_sum"] += geo.sum(axis=-1)
+        if "hutchens_sum" in todo:
+            out["hutchens_sum"] = _div(out["hutchens_sum"], self.T)
+        return {key: value for key, value in out.items() if key in todo}
 
     @cached_property
     def sq_dev(self) -> np.ndarray:
@@ -246,26 +403,41 @@ class Composition:
     @cached_property
     def local_mi(self) -> np.ndarray:
         """ls_u = Σ_g π_ug ln(π_ug/π_g), shape (..., n)."""
-        return _xlogx_ratio(self.share, self.P[..., None, :]).sum(axis=-1)
+        return _xlogx_ratio(self.share_cols, self.P[..., :, None]).sum(axis=-2)
 
     @cached_property
     def M(self) -> np.ndarray:  # noqa: N802
-        """M = Σ_u (t_u/T) ls_u, computed as
-        (Σ n ln n − Σ_u t_u ln t_u − Σ_g N_g ln N_g + T ln T) / T (one pass over the cells)."""
-        cells = np.einsum("...ij,...ij->...", self.counts, self.log_counts)
-        raw = cells - _xlogx(self.t, -1) - _xlogx(self.N, -1) + _xlogx(self.T, ())
-        return np.maximum(_div(raw, self.T), 0.0)
+        """M = Σ_u (t_u/T) ls_u = Σ_u Σ_g (n_ug/T) ln(π_ug/π_g), summed cell by cell (well
+        conditioned: no difference of large terms such as Σ n ln n − Σ t ln t)."""
+        return np.maximum(_div(self.mi_cells, self.T), 0.0)
 
     @cached_property
     def exposure(self) -> np.ndarray:
         """gPh = Σ_u (n_ug/N_g)(n_uh/t_u), shape (..., K, K); rows sum to 1."""
         return _div(self.cross, self.N[..., :, None])
 
-    def with_counts(self, counts: np.ndarray) -> Composition:
-        """The same units, groups and strata with other counts (e.g. bootstrap draws)."""
+    def with_cols(self, cols: np.ndarray) -> Composition:
+        """The same units, groups and strata with other counts in the (..., K, n) layout."""
         return Composition(
+            cols, self.units, self.groups, self.strata, self.stratum_names, self.labels
+        )
+
+    def with_counts(self, counts: np.ndarray) -> Composition:
+        """The same units, groups and strata with other (..., n, K) counts (e.g. bootstrap
+        draws)."""
+        return Composition.from_counts(
             counts, self.units, self.groups, self.strata, self.stratum_names, self.labels
         )
+
+
+def _wsum(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Σ_u a[..., u]·v[..., u] over the units (last) axis as a BLAS product; `a` may
+    carry a group axis before it ((..., K, n) → (..., K))."""
+    if v.ndim == 1:
+        return a @ v
+    if a.ndim == v.ndim:
+        return np.einsum("...n,...n->...", a, v)
+    return (a @ v[..., :, None])[..., 0]
 
 
 # --------------------------------------------------------------------------------------
@@ -289,6 +461,12 @@ def composition(
     Rows of the same (unit, group) are summed. Units are ordered by label, groups by
     label too (or in the order of an `Enum` group column, as `read_counts` gives).
     With `within`, every unit must lie in exactly one stratum of that column.
+
+    Fast path (the frames `read_counts` gives): rows sorted by unit (known from the
+    column's sorted flag, else checked in one pass), each unit with every group once in
+    group order, so the matrix is the count column reshaped; unit runs and labels come
+    from one run-length encoding of the unit column. Anything else goes through one
+    `np.bincount` (which also sums repeated rows).
     """
     frame = _collect(frame)
     missing = [c for c in (unit, group, count, within) if c is not None and c not in frame.columns]
@@ -299,35 +477,38 @@ def composition(
         )
     if frame.height == 0:
         raise InputError("the table is empty")
-    cols = [unit, group, count] + ([within] if within else [])
-    frame = frame.select(cols)
+    frame = frame[[unit, group, count] + ([within] if within else [])]
     for col in (unit, group):
         if frame[col].null_count():
             raise InputError(f"{frame[col].null_count()} rows have no value in column {col!r}")
     if not frame.schema[count].is_numeric():
         raise InputError(f"count column {count!r} is not numeric ({frame.schema[count]})")
-    # Canonical frames (from `read_counts`) are sorted by unit already: O(n) check.
-    sorted_units = frame.select((pl.col(unit) >= pl.col(unit).shift(1)).all()).item()
-    if not sorted_units:
+    # Canonical frames (from `read_counts`) are sorted by unit and flagged so.
+    ucol = frame[unit]
+    if not (ucol.flags["SORTED_ASC"] or (ucol >= ucol.shift(1)).all()):
         frame = frame.sort(unit, maintain_order=True)
+        ucol = frame[unit]
+    runs = ucol.rle()  # one pass: each unit's label and its number of rows
+    lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+    units = runs.struct.field("value").alias(unit)
     dtype = frame.schema[group]
     if isinstance(dtype, pl.Enum):  # canonical frames: codes are at hand
         groups = tuple(dtype.categories.to_list())
-        group_codes = pl.col(group).to_physical()
+        g = frame[group].to_physical().to_numpy()
     else:
         groups = tuple(sorted(frame[group].cast(pl.String).unique().to_list()))
-        group_codes = pl.col(group).cast(pl.String).cast(pl.Enum(groups)).to_physical()
-    codes = frame.select(pl.col(unit).rle_id().alias("u"), group_codes.alias("g"))
-    u = codes["u"].to_numpy()
-    g = codes["g"].to_numpy()
+        g = frame[group].cast(pl.String).cast(pl.Enum(groups)).to_physical().to_numpy()
     values = frame[count].cast(pl.Float64).to_numpy()
-    _check_values(values, count)
-    n_units, k = int(u[-1]) + 1, len(groups)
-    # One bincount builds the matrix and sums repeated (unit, group) rows.
-    cell = u.astype(np.int64) * k + g
-    counts = np.bincount(cell, weights=values, minlength=n_units * k).reshape(n_units, k)
-    first = np.flatnonzero(np.r_[True, u[1:] != u[:-1]])
-    units = frame[unit].gather(first)
+    n_units, k = len(lengths), len(groups)
+    row_unit = None  # unit index of every row, when needed
+    if (lengths == k).all() and np.array_equal(g, np.tile(np.arange(k, dtype=g.dtype), n_units)):
+        cols = np.empty((k, n_units))
+        for j in range(k):  # row j of the table is every k-th count, from j
+            cols[j] = values[j::k]
+    else:  # one bincount builds the matrix and sums repeated (unit, group) rows
+        row_unit = np.repeat(np.arange(n_units), lengths)
+        cell = g.astype(np.int64) * n_units + row_unit
+        cols = np.bincount(cell, weights=values, minlength=k * n_units).reshape(k, n_units)
     strata = names = None
     if within is not None:
         s = frame[within].cast(pl.String)
@@ -335,8 +516,11 @@ def composition(
         if s.null_count():
             raise InputError(f"{s.null_count()} rows have no stratum in column {within!r}")
         scode = s.cast(pl.Enum(names)).to_physical().to_numpy()
+        first = np.cumsum(lengths) - lengths
         per_unit = scode[first]
-        clash = np.flatnonzero(scode != per_unit[u])
+        if row_unit is None:
+            row_unit = np.repeat(np.arange(n_units), lengths)
+        clash = np.flatnonzero(scode != per_unit[row_unit])
         if clash.size:
             bad = frame[unit][int(clash[0])]
             raise InputError(
@@ -344,23 +528,75 @@ def composition(
                 hint="--within needs every unit nested in one stratum (e.g. tracts in districts)",
             )
         strata = per_unit.astype(np.int64)
+    t, totals = cols.sum(axis=0), cols.sum(axis=1)
+    _check_values(values, count, totals)
     # Empty units and groups carry no information (the reader notes them): drop them.
-    keep_u = counts @ np.ones(k) > 0
-    keep_g = np.ones(n_units) @ counts > 0
+    keep_u, keep_g = t > 0, totals > 0
     if not keep_u.all():
-        counts, units = counts[keep_u], units.filter(pl.Series(keep_u))
+        cols, t, units = cols[:, keep_u], t[keep_u], units.filter(pl.Series(keep_u))
         strata = None if strata is None else strata[keep_u]
+        totals = cols.sum(axis=1)
     if not keep_g.all():
-        counts = counts[:, keep_g]
+        cols, totals = np.ascontiguousarray(cols[keep_g]), totals[keep_g]
         groups = tuple(g for g, k in zip(groups, keep_g, strict=True) if k)
-    if counts.shape[0] == 0:
+    if cols.shape[1] == 0:
         raise InputError("every unit has a zero total: there is nothing to measure")
-    return Composition(counts, units, groups, strata, names)
+    return Composition(cols, units, groups, strata, names)._seed(t=t, N=totals)
 
 
-def _check_values(values: np.ndarray, count: str) -> None:
-    lo, hi = values.min(), values.max()  # NaN propagates into both
-    if lo >= 0 and hi < np.inf:
+def from_wide(
+    frame: pl.DataFrame | pl.LazyFrame,
+    groups: Sequence[str],
+    *,
+    unit: str = "unit",
+) -> Composition:
+    """The units×groups matrix of a wide frame: one row per unit and one count column
+    per group (as PySAL `segregation` takes it). Units must be distinct; units whose
+    counts are all zero and groups with no members are dropped, as in `composition`.
+
+    >>> import polars as pl
+    >>> f = pl.DataFrame({"unit": ["a", "b"], "x": [10, 0], "y": [0, 10]})
+    >>> from_wide(f, ["x", "y"]).counts.tolist()
+    [[10.0, 0.0], [0.0, 10.0]]
+    """
+    frame = _collect(frame)
+    groups = tuple(groups)
+    missing = [c for c in (unit, *groups) if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"the table has no column {', '.join(repr(c) for c in missing)}",
+            hint=f"its columns are: {', '.join(frame.columns)}",
+        )
+    if frame.height == 0:
+        raise InputError("the table is empty")
+    text = [g for g in groups if not frame.schema[g].is_numeric()]
+    if text:
+        raise InputError(f"count column {text[0]!r} is not numeric ({frame.schema[text[0]]})")
+    units = frame[unit]
+    if units.null_count():
+        raise InputError(f"{units.null_count()} rows have no value in column {unit!r}")
+    # Units in increasing order are distinct (one comparison pass); else count them.
+    if not (units > units.shift(1)).all() and units.n_unique() != units.len():
+        raise InputError(f"column {unit!r} repeats a unit: a wide table has one row per unit")
+    # polars returns a column-major (n, K) array: its transpose is the (K, n) layout.
+    cols = np.ascontiguousarray(frame.select(pl.col(groups).cast(pl.Float64)).to_numpy().T)
+    t, totals = cols.sum(axis=0), cols.sum(axis=1)
+    _check_values(cols, "the group columns", totals)
+    keep_u, keep_g = t > 0, totals > 0
+    if not keep_u.all():
+        cols, t, units = cols[:, keep_u], t[keep_u], units.filter(pl.Series(keep_u))
+        totals = cols.sum(axis=1)
+    if not keep_g.all():
+        cols, totals = np.ascontiguousarray(cols[keep_g]), totals[keep_g]
+        groups = tuple(g for g, k in zip(groups, keep_g, strict=True) if k)
+    if cols.shape[1] == 0:
+        raise InputError("every unit has a zero total: there is nothing to measure")
+    return Composition(cols, units, groups)._seed(t=t, N=totals)
+
+
+def _check_values(values: np.ndarray, count: str, totals: np.ndarray) -> None:
+    """Counts must be finite and ≥ 0 (`totals`, their sums by group, are finite then)."""
+    if values.min() >= 0 and np.isfinite(totals).all():  # a NaN fails both
         return
     bad = ~np.isfinite(values)
     if bad.any():
@@ -377,28 +613,32 @@ def two_group(comp: Composition, focal: str, reference: str | None = None) -> Co
                 f"{role} group {name!r} is not in the table",
                 hint=f"its groups are: {', '.join(comp.groups)}",
             )
-    x = comp.counts[..., comp.groups.index(focal)]
+    x = comp.cols[..., comp.groups.index(focal), :]
     if reference is None:
-        y = comp.t - x
+        t = comp.t  # the unit totals stay those of all groups
+        y = t - x
         other = REST
     else:
-        y = comp.counts[..., comp.groups.index(reference)]
+        y = comp.cols[..., comp.groups.index(reference), :]
+        t = x + y
         other = reference
-    counts = np.stack([x, y], axis=-1)
-    for label, total in ((focal, x.sum()), (other, y.sum())):
-        if total <= 0:
+    cols = np.stack([x, y], axis=-2)
+    totals = cols.sum(axis=-1)
+    for label, total in zip((focal, other), np.moveaxis(totals, -1, 0), strict=True):
+        if np.sum(total) <= 0:
             raise InputError(f"group {label!r} has no members: two-group indices need both")
-    if np.count_nonzero(counts.sum(axis=-1) > 0) < 2:
+    if np.count_nonzero(t > 0) < 2:
         raise InputError(
             f"only one unit holds {focal!r} or {other!r}: segregation needs at least two"
         )
     return Composition(
-        counts, comp.units, (focal, other), comp.strata, comp.stratum_names, {"two_group": True}
-    )
+        cols, comp.units, (focal, other), comp.strata, comp.stratum_names, {"two_group": True}
+    )._seed(t=t, N=totals)
 
 
 # --------------------------------------------------------------------------------------
 # Kernels: each returns a list of (group, other_group, value array) for one index.
+# Arrays are group-major (..., K, n): every pass runs over contiguous rows of n units.
 
 Rows = list[tuple[str | None, str | None, np.ndarray]]
 
@@ -421,108 +661,126 @@ def _per_group(c: Composition, values: np.ndarray) -> Rows:
 
 
 def _k_dissimilarity(c: Composition, b: float) -> Rows:
-    # Σ_u Σ_g t_u |π_ug − π_g| = Σ_u Σ_g |n_ug − t_u π_g|, in one temporary array
-    dev = c.t[..., :, None] * c.P[..., None, :]
-    np.subtract(c.counts, dev, out=dev)
-    d = np.abs(dev, out=dev).sum(axis=(-2, -1))
-    return _one(c, _div(d, 2.0 * c.T * c.interaction_I))
+    # Σ_u Σ_g t_u |π_ug − π_g| (for two groups the two rows are equal: 2 Σ_u t_u |p_u − P|)
+    return _one(c, _div(c.abs_dev.sum(axis=-1), 2.0 * c.T * c.interaction_I))
+
+
+_LOW, _HIGH = (0, 1) if sys.byteorder == "little" else (1, 0)  # 16-bit halves of a key
+
+
+class _GiniRow:
+    """The Gini mean difference of a row of n shares with weights, in buffers that a
+    thread reuses from row to row (fresh large arrays cost page faults on every use).
+    `xw[:, 0]` holds the shares and `xw[:, 1]` the weights, side by side, so that one
+    gather brings both into sorted order."""
+
+    def __init__(self, n: int) -> None:
+        self.xw = np.empty((n, 2))
+        self.sorted = np.empty((n, 2))
+        self.key = np.empty(n, np.float32)
+        self.halves = np.empty((2, n), np.uint16)
+
+    def sort(self) -> np.ndarray:
+        """Sort `xw` by share into `sorted`; return the order.
+
+        Fast path: an LSD radix sort of float32(x) — the bits of a non-negative float
+        sort like unsigned integers — as `np.lexsort` of its two 16-bit halves (two
+        stable passes; numpy sorts 16-bit integers by radix, in linear time): about 4×
+        faster than `np.argsort` of the float64 values. float32 rounding is monotone, so
+        the order can only be off among values equal in float32; that is checked
+        exactly and, if it happens, the exact `np.argsort` is used instead.
+        """
+        x = self.xw[:, 0]
+        self.key[...] = x
+        halves = self.key.view(np.uint16)
+        np.copyto(self.halves[0], halves[_LOW::2])
+        np.copyto(self.halves[1], halves[_HIGH::2])
+        order = np.lexsort(self.halves)  # by the high half, then the low half
+        np.take(self.xw, order, axis=0, out=self.sorted)
+        xs = self.sorted[:, 0]
+        if not bool((xs[1:] >= xs[:-1]).all()):
+            order = np.argsort(x, kind="stable")
+            np.take(self.xw, order, axis=0, out=self.sorted)
+        return order
+
+    def mean_difference(self) -> float:
+        """Σ_u Σ_v w_u w_v |x_u − x_v| / 2 for weights summing to 1, in O(n log n).
+
+        Sorted ascending with cumulative weights C_k, Σ_{i<j} w_i w_j (x_j − x_i) =
+        Σ_k w_k x_k (2 C_k − w_k − 1); tied values contribute 0 in any order.
+        """
+        self.sort()
+        xs, ws = self.sorted[:, 0], self.sorted[:, 1]
+        cum = np.cumsum(ws, out=self.xw[:, 0])  # the unsorted shares are done with
+        cum *= 2.0
+        cum -= ws
+        cum -= 1.0
+        ws *= xs
+        return float(np.einsum("i,i->", ws, cum))  # not BLAS: no threads woken up
 
 
 def _sorted_with_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(order, x[order]) for a 1-D array of shares x ≥ 0, sorted ascending.
-
-    Fast path: an LSD radix sort of float32(x) — the bits of a non-negative float sort
-    like unsigned integers — in two stable passes over 16-bit digits (numpy sorts
-    16-bit integers by radix, in linear time): 2–3× faster than `np.argsort` of the
-    float64 values. float32 rounding is monotone, so the order can only be off among
-    values equal in float32; that is checked exactly and, if it happens, the exact
-    `np.argsort` is used instead.
-    """
-    bits = x.astype(np.float32).view(np.uint32)
-    order = np.argsort((bits & 0xFFFF).astype(np.uint16), kind="stable")
-    order = order[np.argsort((bits >> 16).astype(np.uint16)[order], kind="stable")]
-    xs = x[order]
-    if bool((xs[1:] >= xs[:-1]).all()):
-        return order, xs
-    order = np.argsort(x, kind="stable")
-    return order, x[order]
+    """(order, x[order]) for a 1-D array of shares x ≥ 0 (see `_GiniRow.sort`)."""
+    row = _GiniRow(x.size)
+    row.xw[:, 0] = x
+    row.xw[:, 1] = 0.0
+    order = row.sort()
+    return order, row.sorted[:, 0].copy()
 
 
 def _gini_mean_difference(x: np.ndarray, w: np.ndarray) -> float:
-    """Σ_u Σ_v w_u w_v |x_u − x_v| / 2 for 1-D weights summing to 1, in O(n log n).
-
-    Sorted ascending with cumulative weights C_k, Σ_{i<j} w_i w_j (x_j − x_i) =
-    Σ_k w_k x_k (2 C_k − w_k − 1); tied values contribute 0 in any order.
-    """
-    order, xs = _sorted_with_order(x)
-    ws = w[order]
-    cum = np.cumsum(ws)
-    cum *= 2.0
-    cum -= ws
-    cum -= 1.0
-    ws *= xs
-    return float(np.dot(ws, cum))
+    """Σ_u Σ_v w_u w_v |x_u − x_v| / 2 for 1-D weights summing to 1, in O(n log n)."""
+    row = _GiniRow(x.size)
+    row.xw[:, 0] = x
+    row.xw[:, 1] = w
+    return row.mean_difference()
 
 
-def _gini_sums(share: np.ndarray, w: np.ndarray, groups: Sequence[int]) -> np.ndarray:
-    """Σ over `groups` of the Gini mean difference of each column of `share` (..., n, K),
-    for every batch element; the columns are sorted in parallel threads."""
-    batch = share.shape[:-2]
-    flat_s = share.reshape(-1, *share.shape[-2:])
-    flat_w = w.reshape(-1, w.shape[-1])
-    jobs = [(b, k) for b in range(flat_s.shape[0]) for k in groups]
+def _gini_sums(c: Composition, groups: Sequence[int]) -> np.ndarray:
+    """Σ over `groups` of the Gini mean difference of π_ug over units weighted by t_u/T,
+    for every batch element. The rows are shared between threads (numpy's sorts release
+    the GIL); each thread forms its rows' shares in its own reused buffers."""
+    cols = c.cols.reshape(-1, c.K, c.n)
+    t = c.t.reshape(-1, c.n)
+    t = np.where(t > 0, t, 1.0) if not bool((t > 0).all()) else t  # empty unit: π = 0
+    w = c.w.reshape(-1, c.n)
+    jobs = [(b, k) for b in range(cols.shape[0]) for k in groups]
+    workers = min(len(jobs), os.cpu_count() or 1)
+    values: dict[tuple[int, int], float] = {}
 
-    def one(job: tuple[int, int]) -> float:
-        b, k = job
-        return _gini_mean_difference(np.ascontiguousarray(flat_s[b, :, k]), flat_w[b])
+    def run(share: list[tuple[int, int]]) -> None:
+        row = _GiniRow(c.n)
+        weights = None
+        for b, k in share:
+            if weights != b:
+                row.xw[:, 1] = w[b]
+                weights = b
+            np.divide(cols[b, k], t[b], out=row.xw[:, 0])
+            values[b, k] = row.mean_difference()
 
-    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-        values = list(pool.map(one, jobs))
-    out = np.zeros(flat_s.shape[0])
-    for (b, _), v in zip(jobs, values, strict=True):
-        out[b] += v
-    return out.reshape(batch)
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, [jobs[i::workers] for i in range(workers)]))
+    else:
+        run(jobs)
+    out = np.zeros(cols.shape[0])
+    for job in jobs:  # in a fixed order, whichever thread finished first
+        out[job[0]] += values[job]
+    return out.reshape(c.cols.shape[:-2])
 
 
 def _k_gini(c: Composition, b: float) -> Rows:
-    # The two columns of a two-group table give the same sum: compute one, double it.
-    if _is_two(c):
-        total = 2.0 * _gini_sums(c.share, c.w, [0])
-    else:
-        total = _gini_sums(c.share, c.w, range(c.K))
+    # The two rows of a two-group table give the same sum: compute one, double it.
+    total = 2.0 * _gini_sums(c, [0]) if _is_two(c) else _gini_sums(c, range(c.K))
     return _one(c, _div(total, c.interaction_I))
 
 
-def _atkinson_xy(x: np.ndarray, y: np.ndarray, b: float, axis: int = -1, totals=None) -> np.ndarray:
-    """1 − [Σ_u (x_u/X)^b (y_u/Y)^(1−b)]^(1/(1−b)), summing over the units `axis`.
-
-    Computed as Σ_u x_u^b y_u^(1−b) / (X^b Y^(1−b)); for b = 0.5 (the default) one
-    square root of x·y. `y` may be overwritten; `totals` = (X, Y) when known."""
-    x_tot, y_tot = totals if totals is not None else (_sum_units(x, axis), _sum_units(y, axis))
-    if b == 0.5:
-        terms = np.multiply(x, y, out=y)
-        np.sqrt(terms, out=terms)
-    else:
-        terms = x**b * y ** (1.0 - b)
-    s = _div(_sum_units(terms, axis), x_tot**b * y_tot ** (1.0 - b))
-    return 1.0 - s ** (1.0 / (1.0 - b))
-
-
-def _sum_units(a: np.ndarray, axis: int) -> np.ndarray:
-    """Sum over the units axis (−1 or −2) as a BLAS product with a ones vector (numpy's
-    reductions over an (n, K) array with small K are several times slower)."""
-    if axis == -1:
-        return a @ np.ones(a.shape[-1])
-    return np.ones(a.shape[-2]) @ a
-
-
 def _k_atkinson(c: Composition, b: float) -> Rows:
-    if _is_two(c):
-        return _one(c, _atkinson_xy(c.counts[..., 0], c.counts[..., 1].copy(), b))
-    # every group against the rest at once: units on axis −2
-    rest = c.t[..., :, None] - c.counts
-    totals = (c.N, c.T[..., None] - c.N)
-    return _per_group(c, _atkinson_xy(c.counts, rest, b, axis=-2, totals=totals))
+    # 1 − [Σ_u (x_u/X)^b (y_u/Y)^(1−b)]^(1/(1−b)) with y = the rest of the unit (two-group:
+    # the other group), from Σ_u x_u^b y_u^(1−b) / (X^b Y^(1−b)).
+    x_tot, y_tot = c.N, c.T[..., None] - c.N
+    s = _div(c.atkinson_terms(b), x_tot**b * y_tot ** (1.0 - b))
+    return _per_group(c, 1.0 - s ** (1.0 / (1.0 - b)))
 
 
 def _isolation_vec(c: Composition) -> np.ndarray:
@@ -576,11 +834,8 @@ def _k_simpson_interaction(c: Composition, b: float) -> Rows:
 
 
 def _k_hutchens(c: Composition, b: float) -> Rows:
-    # Π_g (n_ug/N_g)^(1/K) = exp(mean_g ln n_ug − mean_g ln N_g); 0 if a cell is empty.
-    log_n = np.log(np.where(c.N > 0, c.N, 1.0)).mean(axis=-1)
-    log_cells = np.where(c.counts > 0, c.log_counts, -np.inf)  # an empty cell → factor 0
-    geo = np.exp(log_cells @ np.full(c.K, 1.0 / c.K) - log_n[..., None])
-    return _one(c, 1.0 - geo.sum(axis=-1))
+    # 1 − Σ_u Π_g (n_ug/N_g)^(1/K); a unit with an empty cell contributes 0.
+    return _one(c, 1.0 - c.hutchens_sum)
 
 
 def _k_exposure(c: Composition, b: float) -> Rows:
@@ -631,17 +886,26 @@ def evaluate(c: Composition, params: ResidentialParams) -> Evaluated:
         n for n in params.indices if not (decompose and n in ("mutual_information", "theil_h"))
     ]  # with strata, M and H are reported with their components below
     rows: dict[str, Rows] = {}
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # Gini (sorting, GIL released) runs beside the other kernels (numpy passes).
-        gini = None
-        if "gini" in names:
-            c.share, c.w  # noqa: B018 - computed once here, before two threads read them
+    gini = None
+    background = ThreadPoolExecutor(max_workers=1) if "gini" in names else None
+    try:
+        if background is not None:
+            # Gini (sorting, GIL released) runs beside the other kernels (numpy passes);
+            # what both threads read is computed before.
+            c.t, c.w, c.P, c.interaction_I  # noqa: B018
             gini = background.submit(KERNELS["gini"], c, params.atkinson_b)
+        # Every sum over units the other indices need, in one pass.
+        c.unit_sums(
+            {s for name in params.indices for s in UNIT_SUMS.get(name, ())}, params.atkinson_b
+        )
         for name in names:
             if name != "gini":
                 rows[name] = KERNELS[name](c, params.atkinson_b)
         if gini is not None:
             rows["gini"] = gini.result()
+    finally:
+        if background is not None:
+            background.shutdown()
     for name in names:
         for g, h, v in rows[name]:
             out.keys.append((name, g, h, None, None))
@@ -687,7 +951,7 @@ def prepare(
         raise InputError(
             f"only one group ({comp.groups[0]!r}): segregation needs at least two groups"
         )
-    if comp.counts.shape[-2] < 2:
+    if comp.n < 2:
         raise InputError("only one unit: segregation needs at least two units")
     if params.focal is not None:
         comp = two_group(comp, params.focal, params.reference)
@@ -916,6 +1180,7 @@ __all__ = [
     "Composition",
     "ResidentialParams",
     "composition",
+    "from_wide",
     "compute",
     "compute_residential",
     "evaluate",

@@ -106,11 +106,3 @@ def test_regenerating_the_sample_gives_the_same_data(tmp_path):
         assert pl.read_parquet(new / "truth" / f"{name}.parquet").equals(
             pl.read_parquet(sample / "truth" / f"{name}.parquet")
         ), name
-
-
-def test_demo_describes_the_sample(cli):
-    r = cli("demo")
-    assert r.code == 0, r.err
-    assert "planted segregation" in r.out
-    assert "ping rows" in r.out
-    assert "yes (sha256" in r.out
