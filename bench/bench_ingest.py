@@ -186,7 +186,7 @@ def bench_stages(path: Path, work: Path) -> tuple[int, list[tuple[str, float]]]:
         (engine, "reject_rows", "build reject rows"),
         (engine, "malformed_rows", "build reject rows"),
         (engine.Spool, "add", "spool kept rows by date (Arrow IPC)"),
-        (engine, "sort_and_mark", "sort partitions, mark duplicates"),
+        (engine, "sort_and_dedupe", "sort partitions, drop duplicates"),
         (engine, "write_table", "write Parquet (pyarrow)"),
         (engine, "_duplicate_rejects", "read back duplicate lines for the rejects"),
     ]
