@@ -123,3 +123,37 @@ def test_offset_table_matches_the_general_parser():
     assert fast.to_list()[200:] == cascade.to_list()
     accepted = {o for o, t in zip(offsets, cascade.to_list(), strict=True) if t is not None}
     assert accepted == set(_OFFSET_MINUTES)
+
+
+def test_fixed_width_bytes_checked_one_by_one():
+    """Odd values inside a fixed-width column (nulls, impossible dates, leap days, leap
+    seconds, letters in a field, the other separator) read as the general cascade reads them."""
+    from segtool.ingest.timeparse import _cascade
+
+    odd = [
+        None,
+        "",
+        "2024-02-29T10:00:00+01:00",
+        "2023-02-29T10:00:00+01:00",
+        "2024-04-31T10:00:00+01:00",
+        "2024-13-01T10:00:00+01:00",
+        "2024-00-10T10:00:00+01:00",
+        "2024-03-00T10:00:00+01:00",
+        "2024-03-04T24:00:00+01:00",
+        "2024-03-04T10:60:00+01:00",
+        "2024-03-04T10:00:60+01:00",
+        "2024-03-04T10:00:00,01:00",
+        "2024-03-04T1a:00:00+01:00",
+        "2024-03-04 10:00:00-05:30",
+        "2024-03-04x10:00:00+01:00",
+        "1999-12-31T23:59:59-23:59",
+        "2000-02-29T00:00:00+00:00",
+        "1900-02-29T00:00:00+00:00",
+        "2024-03-04T10:00:00+01:00 ",
+        "2024-03-04T10:00:00Z",
+    ]
+    for shape in ("2024-03-04T10:00:00+01:00", "2024-03-04T10:00:00Z", "2024-03-04 10:00:00"):
+        s = pl.Series("t", [shape] * 200 + odd + [o[:20] if o else o for o in odd])
+        for tz in ("Europe/Stockholm", "UTC"):
+            fast, general = parse_times(s, tz=tz), _cascade(s, tz, "auto")
+            assert fast.cast(pl.Int64).to_list() == general.cast(pl.Int64).to_list()
