@@ -349,6 +349,14 @@ class Spool:
             return
         if self.partition is None:
             parts = {None: frame}
+        elif frame[self.partition].is_sorted() and frame[self.partition].null_count() == 0:
+            # input in time order (the usual case): each partition is one run of rows,
+            # sliced without copying
+            runs = frame.select(pl.col(self.partition).rle()).unnest(self.partition)
+            parts, at = {}, 0
+            for n, key in runs.iter_rows():
+                parts[key] = frame.slice(at, n).drop(self.partition)
+                at += n
         else:
             parts = {
                 k[0]: v
