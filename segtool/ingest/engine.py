@@ -422,7 +422,14 @@ def sort_and_dedupe(part: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame
         equal = pl.all_horizontal(pl.col(c) == pl.col(c).shift(1) for c in spec.dedupe_on)
         dup[at] = sub.select(equal.fill_null(False)).to_series().to_numpy()
     keep = order[~dup]
-    kept = pl.DataFrame([_take(part[c], keep) for c in [*spec.schema, FILE]])
+    # device and time are already in sorted order (re-sorting ties does not move them)
+    gathered = {device: d_s[~dup], time: t_s[~dup]}
+    kept = pl.DataFrame(
+        [
+            pl.Series(c, gathered[c]).cast(part[c].dtype) if c in gathered else _take(part[c], keep)
+            for c in [*spec.schema, FILE]
+        ]
+    )
     return kept, part.select(FILE, LINE)[order[dup]]
 
 
