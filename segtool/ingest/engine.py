@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from rich.markup import escape
 
@@ -196,6 +197,22 @@ def open_inputs(
     return opened
 
 
+def with_reasons(frame: pl.DataFrame, checks: list[tuple[str, pl.Expr]]) -> pl.DataFrame:
+    """`frame` with a `reason` column: the name of the first check that is false for the
+    row, null when none is (a null check counts as passed). The checks are evaluated on
+    every row at once; the reason only for the rows that fail one."""
+    fails = [(~check).fill_null(False) for _, check in checks]
+    bad = frame.select(pl.any_horizontal(fails)).to_series()
+    reason = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
+    if bad.any():
+        at = bad.arg_true()
+        first = pl.when(fails[0]).then(pl.lit(checks[0][0]))
+        for (name, _), fail in zip(checks[1:], fails[1:], strict=True):
+            first = first.when(fail).then(pl.lit(name))
+        reason = reason.scatter(at, frame[at].select(first).to_series())
+    return frame.with_columns(reason.alias(REASON))
+
+
 # -- rejects --------------------------------------------------------------------------------
 
 
@@ -332,6 +349,14 @@ class Spool:
             return
         if self.partition is None:
             parts = {None: frame}
+        elif frame[self.partition].is_sorted() and frame[self.partition].null_count() == 0:
+            # input in time order (the usual case): each partition is one run of rows,
+            # sliced without copying
+            runs = frame.select(pl.col(self.partition).rle()).unnest(self.partition)
+            parts, at = {}, 0
+            for n, key in runs.iter_rows():
+                parts[key] = frame.slice(at, n).drop(self.partition)
+                at += n
         else:
             parts = {
                 k[0]: v
@@ -354,39 +379,82 @@ def _partition_dir(out: Path, partition: str | None, key: Any) -> Path:
     return out / f"{partition}={value}"
 
 
-def sort_and_mark(part: pl.DataFrame, spec: DatasetSpec) -> pl.DataFrame:
-    """Sort by `spec.sort_by` (then file, line) and add `__dup`: true for a row equal on
-    `spec.dedupe_on` to an earlier one.
+def sort_and_dedupe(part: pl.DataFrame, spec: DatasetSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Sort `part` (in input order: file, line) by `spec.sort_by`, then file and line, and
+    drop every row equal on `spec.dedupe_on` to an earlier one. Returns the kept rows
+    (the dataset's columns and `__file`) and the duplicates' (`__file`, `__line`).
 
-    Sorting on all keys is slow when some are floats, so the frame is sorted on the first
+    Sorting on all keys is slow when some are floats, so the rows are ordered on the first
     two keys (device, time) only; the few rows that tie there are re-sorted on every key
-    and put back in the same places — which gives exactly the full sort order.
+    and put back in the same places — which gives exactly the full sort order. Input is
+    usually in time order already: then grouping the rows by device suffices (a hash
+    group-by keeps each group's rows in input order, so with the groups in device order
+    it is a stable sort by device); otherwise the rows are sorted on both keys.
     """
-    head = list(spec.sort_by[:2])
-    # Input is usually in time order already: a stable sort by device then suffices, which
-    # is several times faster than sorting on two keys. Check, and sort fully if not.
-    part = part.sort(head[0], maintain_order=True)
-    backwards = part.select(
-        (
-            (pl.col(head[0]) == pl.col(head[0]).shift(1))
-            & (pl.col(head[1]) < pl.col(head[1]).shift(1))
-        )
-        .fill_null(False)
-        .any()
-    ).item()
-    if backwards:
-        part = part.sort(head)
-    tie = pl.all_horizontal(pl.col(c) == pl.col(c).shift(1) for c in head).fill_null(False)
-    cand = part.select((tie | tie.shift(-1)).fill_null(False)).to_series()
-    dup = pl.Series("__dup", [False] * part.height, dtype=pl.Boolean)
+    keys = list(spec.sort_by)
+    if not all(_plain(part[c]) for c in keys):  # text keys, or nulls: the general way
+        return _sort_and_dedupe_generic(part, spec)
+    device, time = keys[:2]
+    n = part.height
+    groups = (
+        part.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("__i"), device)
+        .group_by(device)
+        .agg("__i")
+        .sort(device)
+    )
+    order = groups["__i"].explode().to_numpy().astype(np.int64)
+    dev, t = _numpy(part[device]), _numpy(part[time])
+    d_s, t_s = dev[order], t[order]
+    same = d_s[1:] == d_s[:-1]
+    if (same & (t_s[1:] < t_s[:-1])).any():  # not in time order: sort on both keys
+        order = part.select(pl.arg_sort_by(device, time)).to_series().to_numpy().astype(np.int64)
+        d_s, t_s = dev[order], t[order]
+        same = d_s[1:] == d_s[:-1]
+    tie = same & (t_s[1:] == t_s[:-1])
+    cand = np.zeros(n, dtype=bool)
+    cand[1:] |= tie
+    cand[:-1] |= tie
+    dup = np.zeros(n, dtype=bool)
     if cand.any():
-        idx = cand.arg_true()
-        sub = part[idx].sort([*spec.sort_by, FILE, LINE])
-        same = pl.all_horizontal(pl.col(c) == pl.col(c).shift(1) for c in spec.dedupe_on)
-        sub_dup = sub.select(same.fill_null(False)).to_series()
-        part = pl.DataFrame([part[c].scatter(idx, sub[c]) for c in part.columns])
-        dup = dup.scatter(idx, sub_dup)
-    return part.with_columns(dup)
+        at = np.flatnonzero(cand)
+        sub = part[order[at]].with_columns(pl.Series("__r", order[at])).sort([*keys, FILE, LINE])
+        order[at] = sub["__r"].to_numpy()
+        equal = pl.all_horizontal(pl.col(c) == pl.col(c).shift(1) for c in spec.dedupe_on)
+        dup[at] = sub.select(equal.fill_null(False)).to_series().to_numpy()
+    keep = order[~dup]
+    # device and time are already in sorted order (re-sorting ties does not move them)
+    gathered = {device: d_s[~dup], time: t_s[~dup]}
+    kept = pl.DataFrame(
+        [
+            pl.Series(c, gathered[c]).cast(part[c].dtype) if c in gathered else _take(part[c], keep)
+            for c in [*spec.schema, FILE]
+        ]
+    )
+    return kept, part.select(FILE, LINE)[order[dup]]
+
+
+def _sort_and_dedupe_generic(part: pl.DataFrame, spec: DatasetSpec):
+    part = part.sort([*spec.sort_by, FILE, LINE])
+    equal = pl.all_horizontal(pl.col(c) == pl.col(c).shift(1) for c in spec.dedupe_on)
+    dup = part.select(equal.fill_null(False)).to_series()
+    return part.filter(~dup).select(*spec.schema, FILE), part.filter(dup).select(FILE, LINE)
+
+
+def _plain(s: pl.Series) -> bool:
+    """A column numpy can sort and gather: numbers or times, without nulls."""
+    return (s.dtype.is_numeric() or s.dtype.is_temporal()) and s.null_count() == 0
+
+
+def _numpy(s: pl.Series) -> np.ndarray:
+    return s.to_physical().to_numpy()
+
+
+def _take(s: pl.Series, idx: np.ndarray) -> pl.Series:
+    """`s` at positions `idx` (numpy's gather is several times faster than polars' for
+    plain columns)."""
+    if not _plain(s):
+        return s.gather(idx)
+    return pl.Series(s.name, _numpy(s)[idx]).cast(s.dtype)
 
 
 def write_table(frame: pl.DataFrame, path: Path) -> None:
@@ -488,11 +556,9 @@ def _write_partition(
             if s < k - 1:
                 cond = cond & (pl.col(spec.slice_on) < pl.lit(hi, pl.UInt64))
             part_lf = lf.filter(cond)
-        part = sort_and_mark(part_lf.collect(), spec)
-        dup = part.filter(pl.col("__dup"))
+        kept, dup = sort_and_dedupe(part_lf.collect(), spec)
         if dup.height:
-            dups.append(dup.select(FILE, LINE))
-        kept = part.filter(~pl.col("__dup"))
+            dups.append(dup)
         for f, c in kept.group_by(FILE).len().iter_rows():
             if f >= 0:
                 written[f] = written.get(f, 0) + c

@@ -30,7 +30,7 @@ def float_expr(col: str, dtype: pl.DataType) -> pl.Expr:
 
 def repair_float(values: pl.Series, parsed: pl.Series) -> pl.Series:
     """Retry, with surrounding spaces stripped, the text values that did not parse."""
-    if values.dtype.is_numeric():
+    if values.dtype.is_numeric() or parsed.null_count() == 0:
         return parsed
     values = _text(values)
     retry = parsed.is_null() & values.is_not_null() & (values.str.len_bytes() > 0)

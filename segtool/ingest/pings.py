@@ -27,7 +27,7 @@ import polars as pl
 
 from segtool.ingest import columns as cols
 from segtool.ingest import fields
-from segtool.ingest.engine import REASON, DatasetSpec, IngestReport, ingest
+from segtool.ingest.engine import REASON, DatasetSpec, IngestReport, ingest, with_reasons
 from segtool.ingest.pseudonym import Key, Pseudonymiser
 from segtool.ingest.reader import LINE
 from segtool.ingest.timeparse import DEFAULT_TZ, UTC_US, repair, time_expr
@@ -68,83 +68,63 @@ def parse_pings(
 ) -> pl.DataFrame:
     """One batch of input rows → typed pings + `date` + `reason` (null when kept) + `__line`.
 
-    The bulk of the parsing runs as one streaming polars plan (both cores, batch by batch);
-    only values that plan could not read (rare) take the slower repair paths.
+    Each field is parsed by one vectorised expression (polars evaluates them in parallel);
+    only values that expression could not read (rare) take the slower repair paths, and
+    the reject reason is worked out only for the rows that fail a check.
     """
     c_id, c_time, c_lat, c_lon = (mapping[r] for r in ("id", "time", "lat", "lon"))
     c_acc = mapping.get("accuracy")
     schema = rows.schema
-    device = pseudo.hash_series(rows[c_id])
-    parsed = (
-        rows.lazy()
-        .select(
-            device.alias("device"),
-            time_expr(pl.col(c_time), rows[c_time], params.tz, params.epoch_unit).alias("ts"),
-            fields.float_expr(c_lat, schema[c_lat]).alias("y"),
-            fields.float_expr(c_lon, schema[c_lon]).alias("x"),
-            (
-                fields.float_expr(c_acc, schema[c_acc]) if c_acc else pl.lit(None, dtype=pl.Float64)
-            ).alias("accuracy_m"),
-        )
-        .collect(engine="streaming")
+    parsed = rows.select(
+        time_expr(pl.col(c_time), rows[c_time], params.tz, params.epoch_unit).alias("ts"),
+        fields.float_expr(c_lat, schema[c_lat]).alias("y"),
+        fields.float_expr(c_lon, schema[c_lon]).alias("x"),
+        (
+            fields.float_expr(c_acc, schema[c_acc]) if c_acc else pl.lit(None, dtype=pl.Float64)
+        ).alias("accuracy_m"),
     )
     ts = repair(rows[c_time], parsed["ts"], params.tz, params.epoch_unit)
     y = fields.repair_float(rows[c_lat], parsed["y"])
     x = fields.repair_float(rows[c_lon], parsed["x"])
     lat, lon = fields.to_lat_lon(y, x, params.crs)
-    has_id = fields.present(rows[c_id])
     acc = parsed["accuracy_m"]
-    bad_acc = pl.Series([False] * rows.height, dtype=pl.Boolean)
+    columns = {
+        "device": pseudo.device_ids(rows[c_id]),  # null where the id is missing or blank
+        "ts": ts,
+        "lat": lat,
+        "lon": lon,
+        "accuracy_m": acc,
+        LINE: rows[LINE],
+    }
+    acc_ok = pl.lit(True)
     if c_acc:
-        acc = fields.repair_float(rows[c_acc], acc)
-        suspect = acc.is_null() | acc.is_nan() | (acc < 0)
-        if suspect.any():
-            bad_acc = suspect & fields.present(rows[c_acc])
-    frame = pl.DataFrame(
-        {
-            "device": parsed["device"],
-            "ts": ts,
-            "lat": lat,
-            "lon": lon,
-            "accuracy_m": acc,
-            "__has_id": has_id,
-            "__bad_acc": bad_acc,
-            LINE: rows[LINE],
-        }
-    )
-    reason = (
-        pl.when(~pl.col("__has_id"))
-        .then(pl.lit("empty_id"))
-        .when(pl.col("ts").is_null())
-        .then(pl.lit("unparseable_time"))
-        .when(~fields.time_in_range("ts"))
-        .then(pl.lit("time_out_of_range"))
-        .when(pl.col("lat").is_null() | pl.col("lon").is_null())
-        .then(pl.lit("unparseable_coordinates"))
-        .when(~fields.in_range())
-        .then(pl.lit("coordinates_out_of_range"))
-        .when(~fields.in_bbox(params.bbox))
-        .then(pl.lit("outside_bbox"))
-        .when(pl.col("__bad_acc"))
-        .then(pl.lit("unparseable_accuracy"))
-    )
+        acc = columns["accuracy_m"] = fields.repair_float(rows[c_acc], acc)
+        if acc.null_count() or acc.is_nan().any() or (acc < 0).any():
+            columns["__acc_ok"] = ~(
+                (acc.is_null() | acc.is_nan() | (acc < 0)) & fields.present(rows[c_acc])
+            )
+            acc_ok = pl.col("__acc_ok")
+    frame = pl.DataFrame(columns)
+    checks = [
+        ("empty_id", pl.col("device").is_not_null()),
+        ("unparseable_time", pl.col("ts").is_not_null()),
+        ("time_out_of_range", fields.time_in_range("ts")),
+        ("unparseable_coordinates", pl.col("lat").is_not_null() & pl.col("lon").is_not_null()),
+        ("coordinates_out_of_range", fields.in_range()),
+        ("outside_bbox", fields.in_bbox(params.bbox)),
+        ("unparseable_accuracy", acc_ok),
+    ]
     if params.max_accuracy is not None:
-        reason = reason.when(pl.col("accuracy_m") > params.max_accuracy).then(
-            pl.lit("low_accuracy")
-        )
-    return (
-        frame.lazy()
-        .select(
-            pl.when(pl.col("__has_id")).then(pl.col("device")).alias("device"),
-            "ts",
-            "lat",
-            "lon",
-            pl.col("accuracy_m").cast(pl.Float32),
-            pl.col("ts").dt.date().alias("date"),
-            reason.otherwise(None).alias(REASON),
-            LINE,
-        )
-        .collect(engine="streaming")
+        checks.append(("low_accuracy", ~(pl.col("accuracy_m") > params.max_accuracy)))
+    return with_reasons(frame, checks).select(
+        "device",
+        "ts",
+        "lat",
+        "lon",
+        pl.col("accuracy_m").cast(pl.Float32),
+        pl.col("ts").dt.date().alias("date"),
+        REASON,
+        LINE,
     )
 
 

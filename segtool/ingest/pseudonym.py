@@ -9,11 +9,11 @@ least 16 bytes. Without a secret, ingest refuses — unless the data are synthet
 published here on purpose: it protects nothing and must never be used for real data.
 A secret, when given, always wins over `--synthetic`.
 
-Vectorised: only the distinct ids of each batch are hashed (in Python's C `hmac.digest`,
-about 3 µs each) and joined back with a hash join; ids are few relative to pings, and a
-cache carries them across batches. The manifest records a *fingerprint* of the key
-(HMAC of a fixed message, 64 bits) so `--append` can refuse a different key, without
-revealing it.
+Vectorised: each distinct id is hashed once (in Python's C `hmac.digest`, about 3 µs
+each); rows find their pseudonym through a categorical code (see `Pseudonymiser`), so ids
+seen in earlier batches cost a hash lookup, not a hash. The manifest records a
+*fingerprint* of the key (HMAC of a fixed message, 64 bits) so `--append` can refuse a
+different key, without revealing it.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from segtool.errors import UsageError
+from segtool.ingest.fields import present
 
 ENV_VAR = "SEGTOOL_SALT"
 MIN_SECRET_BYTES = 16
@@ -92,56 +94,97 @@ def pseudonym(key: bytes, raw_id: str) -> int:
     return int.from_bytes(hmac.digest(key, raw_id.encode("utf-8"), "sha256")[:8], "big")
 
 
+class _Table:
+    """Pseudonyms by categorical code: `dtype` maps each raw id to a dense code (polars'
+    categorical mapping, a hash table that persists across batches), and the arrays hold,
+    per code, the pseudonym, whether the id is present (not blank) and whether it is known."""
+
+    def __init__(self) -> None:
+        self.dtype = pl.Categorical(pl.Categories.random())
+        # polars keeps a categorical mapping only while a series of its dtype lives
+        self.anchor = pl.Series("anchor", [], dtype=self.dtype)
+        self.values = np.zeros(0, dtype=np.uint64)
+        self.present = np.zeros(0, dtype=bool)
+        self.known = np.zeros(0, dtype=bool)
+        self.lock = threading.Lock()
+
+    def grow(self, size: int) -> None:
+        if size <= self.known.size:
+            return
+        size = max(size, 2 * self.known.size, 1024)
+        for name in ("values", "present", "known"):
+            old = getattr(self, name)
+            new = np.zeros(size, dtype=old.dtype)
+            new[: old.size] = old
+            setattr(self, name, new)
+
+
 class Pseudonymiser:
     """Hash a String series of raw ids to UInt64 pseudonyms (null stays null).
+
+    Each distinct id is hashed once: ids are mapped to dense codes by a polars categorical
+    mapping that persists across batches (a cast, millions of rows per second whatever the
+    number of ids known), and pseudonyms are kept in an array indexed by code. After
+    `_CACHE_LIMIT` distinct ids the mapping starts afresh, so memory stays bounded.
 
     >>> Pseudonymiser(SYNTHETIC_KEY).hash_series(pl.Series(["a", None, "a"])).to_list()[1]
     """
 
     def __init__(self, key: Key | bytes):
         self._key = key.secret if isinstance(key, Key) else key
-        self._known = pl.DataFrame(schema={"raw": pl.String, "pseudonym": pl.UInt64})
-        self._lock = threading.Lock()
+        self._table = _Table()
 
     def hash_series(self, ids: pl.Series) -> pl.Series:
+        values, _, not_null = self._lookup(ids)
+        return _masked(ids.name, values, not_null)
+
+    def device_ids(self, ids: pl.Series) -> pl.Series:
+        """Pseudonyms, null where the id is missing or blank (empty or only spaces)."""
+        values, present, _ = self._lookup(ids)
+        return _masked(ids.name, values, present)
+
+    def _lookup(self, ids: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(pseudonym, present, not null) per row, as numpy arrays."""
         if ids.dtype != pl.String:
             ids = ids.cast(pl.String)
-        frame = ids.rename("raw").to_frame()
-        out = frame.join(self._known, on="raw", how="left", maintain_order="left")["pseudonym"]
-        missing = out.is_null() & ids.is_not_null()
-        if missing.any():
-            idx = missing.arg_true()
-            fresh = ids.gather(idx)
-            new = self._hash_distinct(fresh.unique())
-            found = (
-                fresh.rename("raw")
-                .to_frame()
-                .join(new, on="raw", how="left", maintain_order="left")
-            )
-            out = out.scatter(idx, found["pseudonym"])
-            with self._lock:  # batches are hashed in several threads
-                known = self._known
-                if known.height > _CACHE_LIMIT:
-                    known = known.clear()
-                added = new.join(known, on="raw", how="anti")
-                self._known = pl.concat([known, added], rechunk=True)
-        return out.rename(ids.name)
+        table = self._table
+        codes = ids.cast(table.dtype).to_physical()
+        not_null = codes.is_not_null().to_numpy()
+        c = codes.fill_null(0).to_numpy().astype(np.int64, copy=False)
+        with table.lock:  # batches are hashed in several threads
+            table.grow(int(c.max()) + 1 if c.size else 0)
+            todo = not_null & ~table.known[c]
+            if todo.any():
+                at = np.flatnonzero(todo)
+                fresh = pl.DataFrame({"raw": ids.gather(at), "code": c[at]}).unique(
+                    "code", keep="first"
+                )
+                code = fresh["code"].to_numpy()
+                table.values[code] = self._hash(fresh["raw"].to_list())
+                table.present[code] = present(fresh["raw"]).to_numpy()
+                table.known[code] = True
+            values, is_present = table.values[c], table.present[c] & not_null
+        if table.known.size > _CACHE_LIMIT:
+            self._table = _Table()
+        return values, is_present, not_null
 
-    def _hash_distinct(self, distinct: pl.Series) -> pl.DataFrame:
+    def _hash(self, raws: list[str]) -> np.ndarray:
         key = self._key
-        raws = distinct.to_list()
-        values = [
-            int.from_bytes(hmac.digest(key, raw.encode("utf-8"), "sha256")[:8], "big")
-            for raw in raws
-        ]
-        # new strings (not views into the batch, which the cache would keep alive)
-        return pl.DataFrame(
-            {
-                "raw": pl.Series(raws, dtype=pl.String),
-                "pseudonym": pl.Series(values, dtype=pl.UInt64),
-            }
+        return np.array(
+            [
+                int.from_bytes(hmac.digest(key, raw.encode("utf-8"), "sha256")[:8], "big")
+                for raw in raws
+            ],
+            dtype=np.uint64,
         )
 
     def hash_text(self, ids: pl.Series) -> pl.Series:
         """Pseudonyms as decimal text (how rejects carry them)."""
         return self.hash_series(ids).cast(pl.String)
+
+
+def _masked(name: str, values: np.ndarray, valid: np.ndarray) -> pl.Series:
+    out = pl.Series(name, values, dtype=pl.UInt64)
+    if valid.all():
+        return out
+    return out.to_frame().select(pl.when(pl.Series(valid)).then(pl.col(name))).to_series()

@@ -20,7 +20,9 @@ only the values it fails on go through the slower cascade of normalisation and f
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 DEFAULT_TZ = "Europe/Stockholm"
 UTC_US = pl.Datetime("us", "UTC")
@@ -78,7 +80,7 @@ def time_expr(col: pl.Expr, values: pl.Series, tz: str = DEFAULT_TZ, unit: str =
         if sample.cast(pl.Int64, strict=False).null_count() == 0:
             return epoch_expr(col.cast(pl.Int64, strict=False), unit, integer=True)
         return epoch_expr(col.cast(pl.Float64, strict=False), unit, integer=False)
-    fixed = _fixed_width(col, sample, tz)
+    fixed = _fixed_width(col, values, sample, tz)
     if fixed is not None:
         return fixed
     frame = sample.to_frame("v")
@@ -94,44 +96,142 @@ def time_expr(col: pl.Expr, values: pl.Series, tz: str = DEFAULT_TZ, unit: str =
     return _with_format(col, best[0], best[1], tz)
 
 
-# Fixed-width shapes (the common vendor exports) parse ~3x faster by slicing: the date-time
-# part has polars' fast fixed-format path, the offset is two small integers.
+# Fixed-width shapes (the common vendor exports) are read straight from the strings' bytes
+# with numpy: every character is checked, the fields are combined into microseconds since
+# the epoch, and anything unusual (another width, a leap second, an offset beyond ±23:59,
+# a day the month lacks) comes out null, to be read by the general cascade in `repair`.
 _SHAPES = {
     "offset": r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d[+-]\d\d:\d\d$",
     "zulu": r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\dZ$",
     "naive": r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d$",
 }
+_WIDTH = {"offset": 25, "zulu": 20, "naive": 19}
+# every offset the general parser accepts (±00:00 to ±23:59; see the tests)
+_OFFSET_MINUTES = {
+    f"{sign}{h:02d}:{m:02d}": (1 if sign == "+" else -1) * (60 * h + m)
+    for sign in "+-"
+    for h in range(24)
+    for m in range(60)
+}
 
 
-def _fixed_width(col: pl.Expr, sample: pl.Series, tz: str) -> pl.Expr | None:
+def _fixed_width(col: pl.Expr, values: pl.Series, sample: pl.Series, tz: str) -> pl.Expr | None:
     """An expression for a sample all in one fixed-width ISO shape, else None. Values of
     another shape come out null (and are repaired by the cascade)."""
     shape = next((k for k, pattern in _SHAPES.items() if sample.str.contains(pattern).all()), None)
     if shape is None:
         return None
-    sep = sample[0][10]
-    naive = col.str.slice(0, 19).str.to_datetime(
-        f"%Y-%m-%d{sep}%H:%M:%S", strict=False, time_unit="us", cache=False
-    )
+    us = _read_fixed(values, shape)
     if shape == "naive":
-        return pl.when(col.str.len_bytes() == 19).then(_localise(naive, tz))
-    if shape == "zulu":
-        ok = (col.str.len_bytes() == 20) & (col.str.slice(19, 1) == "Z")
-        return pl.when(ok).then(naive.dt.replace_time_zone("UTC"))
-    sign = col.str.slice(19, 1)
-    minutes = col.str.slice(20, 2).cast(pl.Int64, strict=False) * 60 + col.str.slice(23, 2).cast(
-        pl.Int64, strict=False
-    )
-    ok = (col.str.len_bytes() == 25) & sign.is_in(["+", "-"]) & (col.str.slice(22, 1) == ":")
-    offset = pl.when(sign == "-").then(-minutes).otherwise(minutes)
-    return pl.when(ok).then((naive - pl.duration(minutes=offset)).dt.replace_time_zone("UTC"))
+        return _localise(pl.lit(us.cast(pl.Datetime("us"))), tz)
+    return pl.lit(us.cast(UTC_US))
+
+
+def _fixed_bytes(values: pl.Series, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The values' bytes as an (n, width) array, and which values have exactly `width`
+    bytes (the other rows are zeros)."""
+    arr = values.rechunk().to_arrow()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    n = len(arr)
+    validity, offsets, data = arr.buffers()
+    offs = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    ok = np.diff(offs) == width
+    if validity is not None:
+        ok &= values.is_not_null().to_numpy()
+    if ok.all() and offs[-1] - offs[0] == n * width:
+        return raw[offs[0] : offs[-1]].reshape(n, width), ok
+    out = np.zeros((n, width), dtype=np.uint8)
+    at = offs[:-1][ok]
+    out[ok] = raw[at[:, None] + np.arange(width)]
+    return out, ok
+
+
+def _month_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Indexed by year * 13 + month (years 0–9999, month 1–12; 0 is never valid): days
+    from 1970-01-01 to the month's first day (proleptic Gregorian), and its length."""
+    year = np.repeat(np.arange(10_000, dtype=np.int64), 13)
+    month = np.tile(np.arange(13, dtype=np.int64), 10_000)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    length = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[month]
+    length = length + (leap & (month == 2))
+    # days_from_civil (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms")
+    m = np.maximum(month, 1)
+    y = year - (m <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5
+    first = era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
+    return first, length
+
+
+def _two_digit_table() -> np.ndarray:
+    """Indexed by two bytes read as a little-endian uint16: their value if both are ASCII
+    digits ("07" → 7), else 255."""
+    table = np.full(1 << 16, 255, dtype=np.uint8)
+    for tens in range(10):
+        for ones in range(10):
+            table[(48 + tens) | (48 + ones) << 8] = 10 * tens + ones
+    return table
+
+
+_MONTH_FIRST, _MONTH_LENGTH = _month_tables()
+_TWO_DIGITS = _two_digit_table()
+# two-digit field -> its first byte; a year is two of them
+_FIELDS = {
+    "century": 0,
+    "year": 2,
+    "month": 5,
+    "day": 8,
+    "hour": 11,
+    "minute": 14,
+    "second": 17,
+    "off_h": 20,
+    "off_m": 23,
+}
+
+
+def _read_fixed(values: pl.Series, shape: str) -> pl.Series:
+    """`YYYY-MM-DD[T ]hh:mm:ss` (+ `±hh:mm` or `Z` by `shape`) → Int64 microseconds since
+    the epoch (naive shapes: of the wall clock), null where a value is not exactly that."""
+    width = _WIDTH[shape]
+    b, ok = _fixed_bytes(values, width)
+    n = len(b)
+
+    def pair(at: int) -> np.ndarray:  # the value of the two digits at `at` (255: not digits)
+        u16 = np.ndarray((n,), dtype="<u2", buffer=b, offset=at, strides=(width,))
+        return _TWO_DIGITS[u16]
+
+    v = {name: pair(at) for name, at in _FIELDS.items() if at < width}
+    for name in v:
+        ok &= v[name] < 100
+    for at, char in ((4, "-"), (7, "-"), (13, ":"), (16, ":"), (19, "Z"), (22, ":")):
+        if at < width and not (at == 19 and shape == "offset"):
+            ok &= b[:, at] == ord(char)
+    ok &= (b[:, 10] == ord("T")) | (b[:, 10] == ord(" "))
+    year = v["century"].astype(np.int32) * 100 + v["year"]
+    month, day = v["month"], v["day"]
+    ok &= (month >= 1) & (month <= 12) & (day >= 1)
+    month_at = np.where(ok, year * 13 + month, 0)
+    ok &= day <= _MONTH_LENGTH[month_at]
+    ok &= (v["hour"] <= 23) & (v["minute"] <= 59) & (v["second"] <= 59)
+    clock = v["hour"].astype(np.int32) * 3_600 + v["minute"].astype(np.int32) * 60 + v["second"]
+    if shape == "offset":
+        ok &= (v["off_h"] <= 23) & (v["off_m"] <= 59)
+        sign = b[:, 19]
+        ok &= (sign == ord("+")) | (sign == ord("-"))
+        offset = v["off_h"].astype(np.int32) * 3_600 + v["off_m"].astype(np.int32) * 60
+        clock -= np.where(sign == ord("-"), -offset, offset)
+    us = ((_MONTH_FIRST[month_at] + (day - 1)) * 86_400 + clock) * 1_000_000
+    return pl.Series(values.name, pa.array(us, mask=~ok), dtype=pl.Int64)
 
 
 def repair(
     values: pl.Series, parsed: pl.Series, tz: str = DEFAULT_TZ, unit: str = "auto"
 ) -> pl.Series:
     """Parse again, with the full cascade, the text values `parsed` left null."""
-    if values.dtype != pl.String:
+    if values.dtype != pl.String or parsed.null_count() == 0:
         return parsed
     failed = parsed.is_null() & values.is_not_null() & (values.str.len_bytes() > 0)
     if not failed.any():

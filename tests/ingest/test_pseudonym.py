@@ -56,3 +56,44 @@ def test_key_sources_and_refusals(tmp_path, monkeypatch):
     k = Key(b"file-secret-0123456789", "file")
     assert "file-secret" not in repr(k) and len(k.fingerprint) == 16
     assert k.fingerprint != Key(b"file-secret-0123456780", "file").fingerprint
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=30), max_size=6))
+def test_batches_of_new_and_known_ids_match_the_definition(batches):
+    """Pseudonyms carried from batch to batch (the categorical codes and their table)
+    are those of the definition, also across a reset of the cache."""
+    p = Pseudonymiser(Key(b"k" * 16, "env"))
+    for limit in (10**9, 3):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("segtool.ingest.pseudonym._CACHE_LIMIT", limit)
+            for ids in batches:
+                got = p.hash_series(pl.Series("id", ids, dtype=pl.String)).to_list()
+                assert got == [None if i is None else reference(b"k" * 16, i) for i in ids]
+
+
+def test_device_ids_are_null_for_blank_ids():
+    p = Pseudonymiser(SYNTHETIC_KEY)
+    ids = pl.Series("id", ["a", "", "  ", None, " a", "\t"])
+    got = p.device_ids(ids).to_list()
+    assert got == [
+        reference(SYNTHETIC_KEY, "a"),
+        None,
+        None,
+        None,
+        reference(SYNTHETIC_KEY, " a"),
+        None,
+    ]
+    # hash_series hashes blank text like any other (rejects mask blanks themselves)
+    assert p.hash_series(ids).to_list()[1] == reference(SYNTHETIC_KEY, "")
+
+
+def test_threads_share_the_cache():
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = Pseudonymiser(SYNTHETIC_KEY)
+    batches = [pl.Series("id", [f"id{(i * 7 + j) % 500}" for j in range(300)]) for i in range(40)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(p.hash_series, batches))
+    for ids, got in zip(batches, results, strict=True):
+        assert got.to_list() == [reference(SYNTHETIC_KEY, i) for i in ids.to_list()]
