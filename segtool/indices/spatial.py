@@ -175,40 +175,77 @@ def neighbourhood_matrix(
 ) -> sp.csr_matrix:
     """C_uv = w(d(u, v)) for the table's cells u, v with ring distance d ≤ k (CSR, n × n).
 
-    Built in one vectorised pass: `grid_disk(k)` of every cell (polars-h3), exploded;
-    neighbours looked up among the table's sorted cells (`np.searchsorted`, the join onto
-    row numbers); ring distances by `grid_distance` on the pairs that remain. Rows come
-    out in order, so the CSR arrays are written directly. At most n·(3k(k+1) + 1) entries.
+    Built vectorised, in blocks of cells (bounded temporaries): `grid_disk(k)` of every
+    cell of the block (polars-h3), exploded;
+    neighbours looked up among the table's sorted cells (`np.searchsorted`: the join onto
+    row numbers); for the linear and exp kernels ring distances by `grid_distance` on the
+    pairs that remain (the flat kernel needs none). Rows come out in order, so the CSR
+    arrays are written directly. At most n·(3k(k+1) + 1) entries.
     """
-    import polars_h3 as plh3
-
     params = SpatialParams(k, kernel, decay)
     cells = np.ascontiguousarray(cells, dtype=np.uint64)
     n = cells.size
-    order = np.argsort(cells, kind="stable")
-    sorted_cells = cells[order]
+    if n > 1 and bool((cells[1:] >= cells[:-1]).all()):
+        order, sorted_cells = None, cells  # the reader's frames: sorted already
+    else:
+        order = np.argsort(cells, kind="stable")
+        sorted_cells = cells[order]
     if n > 1 and bool((sorted_cells[1:] == sorted_cells[:-1]).any()):
         raise InputError("the table lists an H3 cell twice: one row per (cell, group) expected")
     if k == 0 or n == 0:
         return sp.identity(n, format="csr", dtype=float)
-    disks = pl.select(plh3.grid_disk(pl.Series("c", cells), k).alias("v"))["v"]
-    lengths = disks.list.len().to_numpy().astype(np.int64)
-    nb = disks.explode().to_numpy().astype(np.uint64)
-    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    pos = np.searchsorted(sorted_cells, nb)
-    np.minimum(pos, n - 1, out=pos)
-    hit = sorted_cells[pos] == nb
-    rows, nb, cols = rows[hit], nb[hit], order[pos[hit]]
-    pairs = pl.DataFrame({"a": pl.Series(cells[rows]), "b": pl.Series(nb)})
-    d = pairs.select(plh3.grid_distance("a", "b").alias("d"))["d"]
-    if d.null_count():
-        d = _distance_by_disks(pairs, d, k)
-    data = params.weight(d.to_numpy())
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    parts = [
+        _block(cells, sorted_cells, order, (lo, min(lo + BLOCK_CELLS, n)), params)
+        for lo in range(0, n, BLOCK_CELLS)
+    ]
+    counts = np.concatenate([p[0] for p in parts])
+    nnz = int(counts.sum())
+    index = np.int32 if max(nnz, n) < 2**31 - 1 else np.int64
+    indptr = np.zeros(n + 1, dtype=index)
+    np.cumsum(counts, out=indptr[1:])
+    cols = np.concatenate([p[1] for p in parts]).astype(index, copy=False)
+    data = np.concatenate([p[2] for p in parts])
+    del parts
     matrix = sp.csr_matrix((data, cols, indptr), shape=(n, n))
     matrix.sort_indices()
     return matrix
+
+
+BLOCK_CELLS = 1 << 17  # cells per block of `neighbourhood_matrix`
+
+
+def _block(cells, sorted_cells, order, bounds, params):
+    """Entries of rows lo..hi: (entries per row, column of each, weight of each)."""
+    import polars_h3 as plh3
+
+    lo, hi = bounds
+    n = sorted_cells.size
+    disks = pl.select(plh3.grid_disk(pl.Series("c", cells[lo:hi]), params.k).alias("v"))["v"]
+    lengths = disks.list.len().to_numpy()
+    nb = disks.explode().to_numpy()
+    del disks
+    pos = np.searchsorted(sorted_cells, nb)
+    np.minimum(pos, n - 1, out=pos)
+    hit = sorted_cells[pos] == nb
+    index = np.int32 if n < 2**31 - 1 else np.int64
+    if hit.all():  # inside a fully covered area every neighbour is a unit
+        cols = pos.astype(index)
+        per_row = lengths.astype(np.int64)
+        rows = None if params.kernel == "flat" else np.repeat(np.arange(hi - lo), lengths)
+    else:
+        rows = np.repeat(np.arange(hi - lo, dtype=index), lengths)[hit]
+        cols = pos[hit].astype(index)
+        per_row = np.bincount(rows, minlength=hi - lo)
+        nb = nb[hit]
+    if order is not None:
+        cols = order[cols].astype(index)
+    if params.kernel == "flat":
+        return per_row, cols, np.ones(cols.size)
+    pairs = pl.DataFrame({"a": pl.Series(cells[lo:hi][rows]), "b": pl.Series(nb)})
+    d = pairs.select(plh3.grid_distance("a", "b").alias("d"))["d"]
+    if d.null_count():
+        d = _distance_by_disks(pairs, d, params.k)
+    return per_row, cols, params.weight(d.to_numpy())
 
 
 def _distance_by_disks(pairs: pl.DataFrame, d: pl.Series, k: int) -> pl.Series:

@@ -356,3 +356,24 @@ def test_cli_spatial_errors(cli, tmp_path, cells_parquet):
     assert r.code == 1 and "--spatial" in r.err
     r = cli(*CMD, path, "--spatial", "1", "--kernel", "gauss")
     assert r.code == 1
+
+
+@pytest.mark.parametrize("kernel", ["flat", "linear", "exp"])
+def test_blocks_give_the_same_matrix(monkeypatch, kernel):
+    import segtool.indices.spatial as spatial
+
+    cells = np.array([h3.str_to_int(c) for c in h3.grid_disk(CENTER, 5)], np.uint64)
+    cells = cells[np.random.default_rng(1).permutation(cells.size)][:80]
+    one = neighbourhood_matrix(cells, 2, kernel, 0.8)
+    monkeypatch.setattr(spatial, "BLOCK_CELLS", 7)
+    many = neighbourhood_matrix(cells, 2, kernel, 0.8)
+    assert one.nnz > 80 and (one != many).nnz == 0
+    assert np.array_equal(one.indptr, many.indptr) and np.array_equal(one.indices, many.indices)
+    # One cell a block: interior cells take the path where every neighbour is a unit.
+    full = np.array(sorted(h3.str_to_int(c) for c in h3.grid_disk(CENTER, 4)), np.uint64)
+    monkeypatch.setattr(spatial, "BLOCK_CELLS", 1 << 17)
+    whole = neighbourhood_matrix(full, 2, kernel, 0.8)
+    monkeypatch.setattr(spatial, "BLOCK_CELLS", 1)
+    single = neighbourhood_matrix(full, 2, kernel, 0.8)
+    assert (whole != single).nnz == 0 and np.array_equal(whole.indices, single.indices)
+    assert whole.getnnz(axis=1).max() == 19
