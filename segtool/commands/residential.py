@@ -155,19 +155,23 @@ def residential(
     from segtool.indices.counts import read_counts
     from segtool.indices.decompose import local_scores
     from segtool.indices.residential import INDICES, ResidentialParams, composition, compute
-    from segtool.indices.spatial import SP_INDEX, SpatialParams
 
+    sp_index = "spatial_proximity"  # = segtool.indices.spatial.SP_INDEX (imported on use)
     names = tuple(index) if index else INDICES
-    proximity = spatial is not None and (not index or SP_INDEX in names)
+    proximity = spatial is not None and (not index or sp_index in names)
+    sparams = None
     if spatial is None:
-        if SP_INDEX in names:
-            raise UsageError(f"{SP_INDEX} is a spatial index: add --spatial K")
+        if sp_index in names:
+            raise UsageError(f"{sp_index} is a spatial index: add --spatial K")
         if kernel != "flat" or decay != 1.0:
             raise UsageError("--kernel and --decay apply to spatial indices: add --spatial K")
-    elif decay != 1.0 and kernel != "exp":
-        raise UsageError("--decay is the λ of --kernel exp only")
-    sparams = SpatialParams(spatial, kernel, decay) if spatial is not None else None
-    names = tuple(n for n in names if n != SP_INDEX)
+    else:
+        from segtool.indices.spatial import SpatialParams
+
+        if decay != 1.0 and kernel != "exp":
+            raise UsageError("--decay is the λ of --kernel exp only")
+        sparams = SpatialParams(spatial, kernel, decay)
+    names = tuple(n for n in names if n != sp_index)
     params = ResidentialParams(
         indices=names,
         focal=focal,
@@ -232,8 +236,7 @@ def residential(
                 "ice_high": ice_high,
                 "ice_low": ice_low,
                 "columns": counts.columns,
-                "spatial": asdict(sparams) if sparams else None,
-                "neighbourhood": sparams.label if sparams else None,
+                **({"spatial": asdict(sparams), "neighbourhood": sparams.label} if sparams else {}),
             },
             seed=seed if bootstrap else None,
             rows_in=counts.rows_in,

@@ -314,6 +314,8 @@ def test_cli_spatial_zero_is_aspatial(cli, cells_parquet):
     r = cli(*CMD, path, "--spatial", "0", "-f", "json", "-i", "dissimilarity", "-i", "theil_h")
     b = json.loads(r.out)
     assert r.code == 0, r.err
+    assert all("neighbourhood" not in x for x in a)  # the aspatial contract is unchanged
+    assert {x["neighbourhood"] for x in b} == {"grid_disk(0), flat"}
     av = {x["index"]: x["value"] for x in a if x["index"] in ("dissimilarity", "theil_h")}
     assert {x["index"]: x["value"] for x in b} == pytest.approx(av, abs=1e-12)
 
