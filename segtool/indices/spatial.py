@@ -16,7 +16,8 @@ C a scipy sparse matrix (n × n with at most 3k(k+1) + 1 entries a row; never de
 Every aspatial index of `segtool.indices.residential` computed on ñ is its spatial
 version (Reardon & O'Sullivan 2004: spatial D, H, M, exposure on local environments).
 This is PySAL `segregation`'s approach for a weights object `w`
-(`_base._build_local_environment`: `fill_diagonal(w, 1)`, `lag_spatial(w, n)`), except
+(`_base._build_local_environment`: `fill_diagonal(w, 1)` sets w_uu = 1, then
+`lag_spatial(w, n)`; checked against it to 1e-9 in the tests), except
 that PySAL then rounds ñ to whole numbers and segtool does not (ñ is a weighted sum, not
 a count; rounding would make the index depend on the scale of the counts).
 

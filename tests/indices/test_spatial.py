@@ -211,6 +211,17 @@ def test_pysal_multigroup_oracle(k):
         mi = multigroup.MultiInfoTheory(gdf, groups, w=w).statistic
     assert value(ours, "dissimilarity") == pytest.approx(md, abs=1e-9)
     assert value(ours, "theil_h") == pytest.approx(mi, abs=1e-9)
+    # PySAL's fill_diagonal *sets* w_uu = 1 (it does not add 1): a W that lists each
+    # cell among its own neighbours gives the same value.
+    import libpysal
+
+    own = {i: [*v, i] for i, v in w.neighbors.items()}
+    w_self = libpysal.weights.W(
+        own, {i: [1.0] * len(v) for i, v in own.items()}, silence_warnings=True
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert multigroup.MultiDissim(gdf, groups, w=w_self).statistic == pytest.approx(md)
     # The spatial index really differs from the aspatial one (W was used).
     aspatial = compute_residential(f, ["dissimilarity"])
     assert abs(value(aspatial, "dissimilarity") - md) > 1e-3
