@@ -18,7 +18,7 @@ INDEX_HELP = (
     "Index to compute (repeatable; default: all that apply): dissimilarity, gini, atkinson, "
     "isolation, interaction, correlation_ratio, entropy, theil_h, mutual_information, "
     "normalized_exposure, relative_diversity, squared_cv, simpson_concentration, "
-    "simpson_interaction, hutchens, exposure."
+    "simpson_interaction, hutchens, exposure; with --spatial also spatial_proximity."
 )
 
 
@@ -102,6 +102,29 @@ def residential(
     ice_low: Annotated[
         str | None, typer.Option("--ice-low", help="Group at the bottom for the local ICE score.")
     ] = None,
+    spatial: Annotated[
+        int | None,
+        typer.Option(
+            "--spatial",
+            min=0,
+            metavar="K",
+            help="Spatial (egohood) indices: units are H3 cells and each one's counts are "
+            "replaced by the weighted sums over its grid_disk(K); adds spatial_proximity. "
+            "K=0 gives the aspatial values.",
+        ),
+    ] = None,
+    kernel: Annotated[
+        str,
+        typer.Option(
+            "--kernel",
+            help="With --spatial: weight by ring distance d: flat (1), linear (1 − d/(K+1)) "
+            "or exp (exp(−d/λ)).",
+        ),
+    ] = "flat",
+    decay: Annotated[
+        float,
+        typer.Option("--decay", help="With --kernel exp: λ, in rings."),
+    ] = 1.0,
     fmt: Format = None,
     output: Output = None,
 ) -> None:
@@ -120,14 +143,37 @@ def residential(
     segtool indices residential pop.parquet --within district --index mutual_information -i theil_h
     segtool indices residential pop.csv --bootstrap 500 --seed 1 --format json
     segtool indices residential pop.csv --local local.csv --ice-high Q4 --ice-low Q1 -o indices.csv
+    segtool indices residential lake/population_cells --spatial 2 --kernel linear -f json
+    segtool indices residential cells.csv --unit cell --spatial 3 --kernel exp --decay 1.5 --focal Q1
     ```
+
+    With `--spatial K` the units must be H3 cells (UInt64 or hex strings, one
+    resolution): every index is computed on egohood counts ñ_ug = Σ_v w(d(u,v)) n_vg over
+    the table's cells v within K rings of u, and spatial_proximity is added; each row
+    says which neighbourhood in its `neighbourhood` field (e.g. "grid_disk(2), linear").
     """
     from segtool.indices.counts import read_counts
     from segtool.indices.decompose import local_scores
     from segtool.indices.residential import INDICES, ResidentialParams, composition, compute
 
+    sp_index = "spatial_proximity"  # = segtool.indices.spatial.SP_INDEX (imported on use)
+    names = tuple(index) if index else INDICES
+    proximity = spatial is not None and (not index or sp_index in names)
+    sparams = None
+    if spatial is None:
+        if sp_index in names:
+            raise UsageError(f"{sp_index} is a spatial index: add --spatial K")
+        if kernel != "flat" or decay != 1.0:
+            raise UsageError("--kernel and --decay apply to spatial indices: add --spatial K")
+    else:
+        from segtool.indices.spatial import SpatialParams
+
+        if decay != 1.0 and kernel != "exp":
+            raise UsageError("--decay is the λ of --kernel exp only")
+        sparams = SpatialParams(spatial, kernel, decay)
+    names = tuple(n for n in names if n != sp_index)
     params = ResidentialParams(
-        indices=tuple(index) if index else INDICES,
+        indices=names,
         focal=focal,
         reference=reference,
         atkinson_b=atkinson_b,
@@ -151,6 +197,23 @@ def residential(
     )
 
     comp = composition(counts.frame, within="stratum" if within else None)
+    matrix = None
+    if sparams is not None:
+        from segtool.indices.spatial import h3_cells, neighbourhood_matrix, smooth
+
+        matrix = neighbourhood_matrix(h3_cells(comp.units), spatial, kernel, decay)
+        console.info(
+            f"egohoods {sparams.label}: {matrix.nnz} neighbour pairs over {comp.n} cells "
+            f"(mean {matrix.nnz / comp.n:.1f} a cell)"
+        )
+
+    def run(**kw):
+        if sparams is None:
+            return compute(comp, params, **kw)
+        from segtool.indices.spatial import compute_spatial
+
+        return compute_spatial(comp, params, sparams, proximity=proximity, matrix=matrix, **kw)
+
     if bootstrap:
         total = float(comp.counts.sum())
         if abs(total - round(total)) > 1e-6:
@@ -160,9 +223,9 @@ def residential(
             )
         with console.progress() as p:
             task = p.add_task("bootstrap replicates", total=bootstrap)
-            result = compute(comp, params, on_replicates=lambda k: p.advance(task, k))
+            result = run(on_replicates=lambda k: p.advance(task, k))
     else:
-        result = compute(comp, params)
+        result = run()
 
     def manifest(what: str, rows: int) -> Manifest:
         m = Manifest(
@@ -173,6 +236,7 @@ def residential(
                 "ice_high": ice_high,
                 "ice_low": ice_low,
                 "columns": counts.columns,
+                **({"spatial": asdict(sparams), "neighbourhood": sparams.label} if sparams else {}),
             },
             seed=seed if bootstrap else None,
             rows_in=counts.rows_in,
@@ -192,10 +256,18 @@ def residential(
         return m
 
     if local is not None:
-        scores = local_scores(comp, ice_high=ice_high, ice_low=ice_low)
+        if sparams is None:
+            scores = local_scores(comp, ice_high=ice_high, ice_low=ice_low)
+        else:  # scores of each unit's egohood composition
+            scores = local_scores(smooth(comp, matrix), ice_high=ice_high, ice_low=ice_low)
+            import polars as pl
+
+            scores = scores.with_columns(neighbourhood=pl.lit(sparams.label))
         emit(scores, None, local, manifest=manifest("local scores", scores.height))
 
-    title = "Residential segregation" + (
-        f": {focal} vs {reference or 'the rest'}" if focal else f" ({len(s['groups'])} groups)"
+    title = (
+        "Residential segregation"
+        + (f": {focal} vs {reference or 'the rest'}" if focal else f" ({len(s['groups'])} groups)")
+        + (f", egohoods {sparams.label}" if sparams else "")
     )
     emit(result, fmt, output, title=title, manifest=manifest("indices", result.height))
