@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,6 @@ def bootstrap_residential(comp, params, estimate, *, on_replicates=None):
     `params` its `ResidentialParams`; every replicate is evaluated with the same kernels
     (batched over replicates), row for row. `on_replicates(k)` reports progress.
     """
-    import polars as pl
 
     from segtool.indices.residential import evaluate
 
@@ -104,9 +104,16 @@ def bootstrap_residential(comp, params, estimate, *, on_replicates=None):
         chunks.append(np.stack([np.broadcast_to(v, counts.shape[:1]) for v in ev.values], 1))
         if on_replicates is not None:
             on_replicates(counts.shape[0])
-    reps = np.concatenate(chunks, axis=0)  # (replicates, rows)
+    return with_replicate_summaries(estimate, np.concatenate(chunks, axis=0), params.level)
+
+
+def with_replicate_summaries(
+    estimate: pl.DataFrame, reps: np.ndarray, level: float
+) -> pl.DataFrame:
+    """`estimate` with `se`, `ci_low`, `ci_high` and `debiased` columns from the bootstrap
+    replicates `reps` (replicates × rows of `estimate`, same row order)."""
     sums = [
-        summarize_replicates(est, reps[:, j], params.level)
+        summarize_replicates(est, reps[:, j], level)
         for j, est in enumerate(estimate["value"].to_list())
     ]
     return estimate.with_columns(

@@ -406,7 +406,7 @@ def compute_spatial(
 
 
 def _bootstrap(raw, matrix, params, estimate, proximity, on_replicates):
-    from segtool.indices.inference import multinomial_draws, summarize_replicates
+    from segtool.indices.inference import multinomial_draws, with_replicate_summaries
 
     chunks = []
     for counts in multinomial_draws(raw.counts, params.bootstrap, params.seed):
@@ -418,17 +418,7 @@ def _bootstrap(raw, matrix, params, estimate, proximity, on_replicates):
         chunks.append(np.stack([np.broadcast_to(v, counts.shape[:1]) for v in values], 1))
         if on_replicates is not None:
             on_replicates(counts.shape[0])
-    reps = np.concatenate(chunks, axis=0)
-    sums = [
-        summarize_replicates(est, reps[:, j], params.level)
-        for j, est in enumerate(estimate["value"].to_list())
-    ]
-    return estimate.with_columns(
-        pl.Series("se", [s.se for s in sums], dtype=pl.Float64),
-        pl.Series("ci_low", [s.ci_low for s in sums], dtype=pl.Float64),
-        pl.Series("ci_high", [s.ci_high for s in sums], dtype=pl.Float64),
-        pl.Series("debiased", [s.debiased for s in sums], dtype=pl.Float64),
-    )
+    return with_replicate_summaries(estimate, np.concatenate(chunks, axis=0), params.level)
 
 
 __all__ = [
