@@ -553,3 +553,25 @@ def test_nilforoshan_small_samples_still_estimated():
     assert len(x) < 10  # theirs: NaN
     assert got["correlation"] == pytest.approx(simple_es(x, ys), abs=1e-12)
     assert got["variance_component"] == pytest.approx(reml_es(x, ys, signed=True), abs=1e-9)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="segtool puts a stay's whole dwell in the slot of its start (with --by slot from "
+    "start times); Liao et al. count it in every half-hour it covers (14-…hex.py L170-183)",
+)
+def test_liao_stay_counts_in_every_half_hour_it_covers():
+    """A 2-hour stay from 07:10 is present at 07:00 … 09:00 in Liao's units; a short stay
+    of the other group at 07:10 only. From start times segtool has one unit, 07:00."""
+    df = pl.DataFrame(
+        {
+            "device": [1, 2],
+            "place": ["h", "h"],
+            "group": ["a", "b"],
+            "dwell_s": [7200.0, 600.0],
+            "start": [datetime(2024, 3, 4, 7, 10, tzinfo=UTC)] * 2,
+        }
+    )
+    params = ExperiencedParams(min_devices=1, by=("slot",), tz="UTC")
+    places = experienced(panel_from_long(df, params), params).places
+    assert sorted(places["stratum"].to_list()) == ["07:00", "07:30", "08:00", "08:30", "09:00"]
