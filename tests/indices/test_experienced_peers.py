@@ -555,6 +555,18 @@ def test_nilforoshan_small_samples_still_estimated():
     assert got["variance_component"] == pytest.approx(reml_es(x, ys, signed=True), abs=1e-9)
 
 
+def test_nilforoshan_unweighted_like_theirs():
+    """Same: their estimator has no person weights; segtool's ignores device weights too."""
+    meetings, ses, pairs = meet_once(3)
+    frame = crossings_frame(meetings, ses)
+    w = np.random.default_rng(0).uniform(0.1, 5.0, len(ses))
+    weighted = frame.with_columns(pl.Series("weight", w[frame["device"].to_numpy()]))
+    x, ys = nilforoshan_observations(pairs, ses)
+    got = segtool_es(weighted)
+    assert got["correlation"] == pytest.approx(simple_es(x, ys), abs=1e-9)
+    assert got["variance_component"] == pytest.approx(reml_es(x, ys), abs=1e-7)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="segtool puts a stay's whole dwell in the slot of its start (with --by slot from "
