@@ -567,14 +567,11 @@ def test_nilforoshan_unweighted_like_theirs():
     assert got["variance_component"] == pytest.approx(reml_es(x, ys), abs=1e-7)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="segtool puts a stay's whole dwell in the slot of its start (with --by slot from "
-    "start times); Liao et al. count it in every half-hour it covers (14-…hex.py L170-183)",
-)
 def test_liao_stay_counts_in_every_half_hour_it_covers():
-    """A 2-hour stay from 07:10 is present at 07:00 … 09:00 in Liao's units; a short stay
-    of the other group at 07:10 only. From start times segtool has one unit, 07:00."""
+    """A 2-hour stay from 07:10 is present at 07:00 … 09:00 in Liao's units (14-…hex.py
+    L170-183); a short stay of the other group at 07:10 only. From start times segtool cuts
+    visits at half hours as `segtool visits` does, so the stay counts in every slot it
+    covers, with the dwell inside each."""
     df = pl.DataFrame(
         {
             "device": [1, 2],
@@ -586,4 +583,7 @@ def test_liao_stay_counts_in_every_half_hour_it_covers():
     )
     params = ExperiencedParams(min_devices=1, by=("slot",), tz="UTC")
     places = experienced(panel_from_long(df, params), params).places
-    assert sorted(places["stratum"].to_list()) == ["07:00", "07:30", "08:00", "08:30", "09:00"]
+    places = places.sort("stratum")
+    assert places["stratum"].to_list() == ["07:00", "07:30", "08:00", "08:30", "09:00"]
+    assert places["weighted_dwell"].to_list() == [1800.0, 1800.0, 1800.0, 1800.0, 600.0]
+    assert places["tau_a"].to_list()[0] == pytest.approx(1200 / 1800)  # 07:10-07:30 vs 600 s

@@ -250,6 +250,39 @@ def _reasons_hint(rejected: dict) -> str:
     return "rows set aside: " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))
 
 
+SLOT_US = 30 * 60 * 1_000_000
+
+
+def split_at_half_hours(visits: pl.LazyFrame) -> pl.LazyFrame:
+    """Each visit (start_us, dwell_s) cut at half-hour boundaries into pieces, each with its
+    own start and the dwell inside its half hour — as `segtool visits` cuts stays — so a
+    stay counts in every slot it covers (as Liao et al. 2025 count it), not only in the
+    slot it starts in. Pieces sum to the visit's dwell; a zero-length visit stays one row.
+    Boundaries are UTC half hours, which are local half hours in every zone whose offset
+    is a whole or half hour (all of Europe)."""
+    s = pl.col("start_us")
+    e = s + (pl.col("dwell_s") * 1e6).round().cast(pl.Int64)
+    lo = pl.max_horizontal("__b", s)
+    hi = pl.min_horizontal(pl.col("__b") + SLOT_US, "__e")
+    return (
+        visits.with_columns(
+            e.alias("__e"),
+            pl.int_ranges((s // SLOT_US) * SLOT_US, pl.max_horizontal(e, s + 1), SLOT_US).alias(
+                "__b"
+            ),
+        )
+        .explode("__b")
+        .with_columns(
+            pl.when(pl.col("__e") > s)
+            .then((hi - lo).cast(pl.Float64) / 1e6)
+            .otherwise(pl.col("dwell_s"))
+            .alias("dwell_s"),
+            lo.alias("start_us"),
+        )
+        .drop("__b", "__e")
+    )
+
+
 def _ensure_strata(visits: pl.LazyFrame, schema: dict, params: ExperiencedParams) -> pl.LazyFrame:
     need = set(params.by)
     if "hour" in need:
@@ -263,6 +296,7 @@ def _ensure_strata(visits: pl.LazyFrame, schema: dict, params: ExperiencedParams
         )
     exprs = []
     if "slot" in missing:
+        visits = split_at_half_hours(visits)
         exprs.append(_slot_expr(params.tz))
     if "daytype" in missing:
         years = (
