@@ -536,6 +536,13 @@ def composition(
     t, totals = cols.sum(axis=0), cols.sum(axis=1)
     _check_values(values, count, totals)
     # Empty units and groups carry no information (the reader notes them): drop them.
+    cols, t, totals, units, groups, strata = _drop_empty(cols, t, totals, units, groups, strata)
+    return Composition(cols, units, groups, strata, names)._seed(t=t, N=totals)
+
+
+def _drop_empty(cols, t, totals, units, groups, strata=None):
+    """Drop units with a zero total and groups with nobody (K × n `cols`, unit totals `t`,
+    group totals `totals`); an error when no unit is left."""
     keep_u, keep_g = t > 0, totals > 0
     if not keep_u.all():
         cols, t, units = cols[:, keep_u], t[keep_u], units.filter(pl.Series(keep_u))
@@ -546,7 +553,7 @@ def composition(
         groups = tuple(g for g, k in zip(groups, keep_g, strict=True) if k)
     if cols.shape[1] == 0:
         raise InputError("every unit has a zero total: there is nothing to measure")
-    return Composition(cols, units, groups, strata, names)._seed(t=t, N=totals)
+    return cols, t, totals, units, groups, strata
 
 
 def from_wide(
@@ -580,15 +587,7 @@ def from_wide(
     cols = np.ascontiguousarray(frame.select(pl.col(groups).cast(pl.Float64)).to_numpy().T)
     t, totals = cols.sum(axis=0), cols.sum(axis=1)
     _check_values(cols, "the group columns", totals)
-    keep_u, keep_g = t > 0, totals > 0
-    if not keep_u.all():
-        cols, t, units = cols[:, keep_u], t[keep_u], units.filter(pl.Series(keep_u))
-        totals = cols.sum(axis=1)
-    if not keep_g.all():
-        cols, totals = np.ascontiguousarray(cols[keep_g]), totals[keep_g]
-        groups = tuple(g for g, k in zip(groups, keep_g, strict=True) if k)
-    if cols.shape[1] == 0:
-        raise InputError("every unit has a zero total: there is nothing to measure")
+    cols, t, totals, units, groups, _ = _drop_empty(cols, t, totals, units, groups)
     return Composition(cols, units, groups)._seed(t=t, N=totals)
 
 
