@@ -191,6 +191,20 @@ def _residential_stage(ctx: DemoContext) -> list[tuple[str, str]]:
         row = r.filter(pl.col("index") == index).row(0, named=True)
         return f"{row['value']:.3f} (95% CI {row['ci_low']:.3f}–{row['ci_high']:.3f})"
 
+    # the same on H3 cells, and on egohoods of grid_disk(2) (~1 km): how much of the
+    # segregation is local
+    ctx.run(
+        "indices", "residential", Lake(ctx.lake).path("population_cells"),
+        "--index", "dissimilarity", "--format", "json",
+        "--output", ctx.out / "residential_cells.json",
+    )  # fmt: skip
+    ctx.run(
+        "indices", "residential", Lake(ctx.lake).path("population_cells"),
+        "--spatial", "2", "--index", "dissimilarity", "--format", "json",
+        "--output", ctx.out / "residential_spatial.json",
+    )  # fmt: skip
+    cells = _value(ctx.results("residential_cells.json"), "dissimilarity")
+    egohoods = _value(ctx.results("residential_spatial.json"), "dissimilarity")
     return [
         ("dissimilarity D", ci("dissimilarity")),
         ("Theil's H", ci("theil_h")),
@@ -199,6 +213,7 @@ def _residential_stage(ctx: DemoContext) -> list[tuple[str, str]]:
             "isolation of Q1 / Q4",
             f"{_value(r, 'isolation', group='Q1'):.3f} / {_value(r, 'isolation', group='Q4'):.3f}",
         ),
+        ("D on H3 cells / on egohoods (grid_disk 2)", f"{cells:.3f} / {egohoods:.3f}"),
     ]
 
 
