@@ -160,6 +160,27 @@ class _Builder:
                 f"Where people live: dissimilarity D = {d['value']:.3f}{_ci(d)} — the share "
                 "of residents who would have to move for every area to have the city's mix."
             )
+        profile = s.data.get("profile")
+        if profile is not None and profile.height:
+            labels = {"dissimilarity": "dissimilarity D", "theil_h": "Theil's H"}
+            fig = F.segregation_profile(profile, labels)
+            self.add_figure(
+                "segregation_profile", fig,
+                "Line chart of residential segregation against egohood radius",
+                "The register population apportioned to hexagons; each hexagon's counts "
+                "replaced by the sums over the hexagons within the radius (an egohood, "
+                "grid_disk). A steep fall means groups are separated between neighbouring "
+                "hexagons only; a flat line, between whole districts.",
+            )  # fmt: skip
+            wide = profile.pivot(on="index", index=["k", "radius_m"], values="value").with_columns(
+                pl.col("radius_m").round(0).cast(pl.Int64)
+            )
+            self.body.append(
+                H.table(
+                    wide,
+                    {"k": "rings", "radius_m": "radius (m)", **labels},
+                )
+            )
 
     def experienced(self) -> None:
         s = self.data.experienced

@@ -215,6 +215,25 @@ def isolation_bars(frame: pl.DataFrame):
 
 
 @_styled
+def segregation_profile(frame: pl.DataFrame, labels: dict[str, str]):
+    """Index value against egohood radius, one line per index. `frame`: k, radius_m,
+    index, value (segtool.indices.spatial.segregation_profile)."""
+    fig = new_figure(5.6, 3.2)
+    ax = fig.add_subplot()
+    for j, (index, label) in enumerate(labels.items()):
+        sub = frame.filter(pl.col("index") == index).sort("k")
+        if sub.height:
+            ax.plot(sub["radius_m"], sub["value"], marker="o", label=label,
+                    color=BARS[j % len(BARS)])  # fmt: skip
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("egohood radius (m): 0 = the hexagon itself")
+    ax.set_ylabel("index value")
+    ax.set_title("Segregation by scale")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+@_styled
 def category_means(frame: pl.DataFrame, overall: float | None):
     """Mean S by dominant land-use category with CIs: dots and whiskers, sorted, with the
     number of places; `frame`: group, value, ci_low, ci_high, places."""

@@ -130,9 +130,28 @@ def residential_section(lake: Lake, params: ReportParams) -> Section:
         return Section(missing=f"residential indices could not be computed: {e}")
     groups = counts.groups
     return Section(
-        data={"indices": result, "groups": groups, "units": counts.units},
+        data={
+            "indices": result,
+            "groups": groups,
+            "units": counts.units,
+            "profile": _profile(lake),
+        },
         params={"residential": rp},
     )
+
+
+def _profile(lake: Lake) -> pl.DataFrame | None:
+    """D and H on egohoods of growing radius over the register population apportioned to
+    H3 cells (`population_cells/`), or None without that dataset."""
+    from segtool.indices.counts import read_counts
+    from segtool.indices.spatial import segregation_profile
+
+    if not lake.exists("population_cells"):
+        return None
+    try:
+        return segregation_profile(read_counts(lake.path("population_cells")).frame)
+    except SegtoolError:
+        return None
 
 
 def s_i_histogram(

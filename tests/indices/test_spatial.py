@@ -19,6 +19,7 @@ from segtool.indices.spatial import (
     egohood_counts,
     h3_cells,
     neighbourhood_matrix,
+    segregation_profile,
     spatial_proximity,
 )
 
@@ -121,6 +122,21 @@ def test_k0_equals_aspatial():
     aspatial = compute_residential(f)
     spatial = compute_residential(egohood_counts(f, 0))
     np.testing.assert_allclose(spatial["value"], aspatial["value"], rtol=0, atol=1e-12)
+
+
+def test_segregation_profile_rows_are_the_spatial_indices_at_each_k():
+    f = patch(5, 3, seed=4)
+    prof = segregation_profile(f, ks=(0, 1, 3))
+    assert prof["k"].to_list() == [0, 0, 1, 1, 3, 3]
+    for k in (0, 1, 3):
+        direct = compute_residential(egohood_counts(f, k), indices=["dissimilarity", "theil_h"])
+        got = prof.filter(pl.col("k") == k)
+        for index in ("dissimilarity", "theil_h"):
+            assert value(got, index) == pytest.approx(value(direct, index), abs=1e-12)
+    edge = h3.average_hexagon_edge_length(8, unit="m")
+    assert prof.filter(pl.col("k") == 3)["radius_m"][0] == pytest.approx(3 * np.sqrt(3) * edge)
+    d = prof.filter(pl.col("index") == "dissimilarity")["value"]
+    assert d[0] > d[1] > d[2]  # random counts: smoothing mixes them
 
 
 def test_scaling_counts_leaves_indices_unchanged():

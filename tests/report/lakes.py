@@ -20,7 +20,7 @@ USES = ["residential", "park", NASTY]
 GROUPS = ["Q1", "Q2", "Q3", "Q4"]
 
 
-def build_lake(root, n=120, seed=0, with_visits=True, with_landuse=True):
+def build_lake(root, n=120, seed=0, with_visits=True, with_landuse=True, with_cells=False):
     rng = np.random.default_rng(seed)
     ids = rng.integers(2**40, 2**63, n, dtype=np.uint64)
     group_idx = rng.integers(0, 4, n)
@@ -59,6 +59,23 @@ def build_lake(root, n=120, seed=0, with_visits=True, with_landuse=True):
             }
         ),
     )
+    if with_cells:  # register counts apportioned to res-8 hexagons, richer to the east
+        import h3
+
+        disk = sorted(h3.str_to_int(c) for c in h3.grid_disk(h3.latlng_to_cell(59.33, 18.06, 8), 5))
+        east = np.array([h3.cell_to_latlng(h3.int_to_str(c))[1] for c in disk]) > 18.06
+        base = rng.integers(5, 60, (len(disk), len(GROUPS))).astype(float)
+        base[east, -1] += 80
+        put(
+            "population_cells",
+            pl.DataFrame(
+                {
+                    "cell": pl.Series(np.repeat(disk, len(GROUPS)), dtype=pl.UInt64),
+                    "group": GROUPS * len(disk),
+                    "count": base.ravel(),
+                }
+            ),
+        )
     put(
         "devices",
         pl.DataFrame(

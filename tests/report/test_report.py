@@ -175,6 +175,27 @@ def test_missing_datasets_give_a_partial_report(cli, tmp_path):
     assert len(_decoded_images(text)) == 1  # the residential exposure matrix
 
 
+def test_segregation_profile_when_the_lake_has_population_cells(cli, tmp_path):
+    from segtool.indices.spatial import segregation_profile
+    from segtool.lake import Lake
+
+    root, _, _ = build_lake(
+        tmp_path / "lake", with_visits=False, with_landuse=False, with_cells=True
+    )
+    out = tmp_path / "r.html"
+    r = cli("report", "--lake", root, "--out", out, "--bootstrap", "0")
+    assert r.code == 0, r.err
+    text = out.read_text()
+    assert "Line chart of residential segregation against egohood radius" in text
+    assert len(_decoded_images(text)) == 2  # exposure matrix + profile
+    cells = pl.read_parquet(Lake(root).path("population_cells") / "*.parquet")
+    profile = segregation_profile(cells.rename({"cell": "unit", "count": "n"}))
+    d = profile.filter(pl.col("index") == "dissimilarity").sort("k")["value"]
+    assert d[0] > d[-1] > 0  # the east–west contrast shows at every scale, less when smoothed
+    table = re.sub(r"<[^>]+>", " ", text[text.index("radius (m)") :][:2000])
+    assert f"{d[0]:.3f}" in table and f"{d[2]:.3f}" in table
+
+
 def test_usage_errors(cli, tmp_path):
     r = cli("report", "--lake", tmp_path / "nowhere", "--out", tmp_path / "r.html")
     assert r.code == 1 and "no lake" in r.err and "Traceback" not in r.err
