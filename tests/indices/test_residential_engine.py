@@ -24,19 +24,9 @@ from segtool.indices.residential import (
     evaluate,
     from_wide,
 )
+from tests.indices.test_residential_properties import to_long
 
 SETTINGS = settings(max_examples=30, deadline=None)
-
-
-def to_long(counts: np.ndarray) -> pl.DataFrame:
-    n, k = counts.shape
-    return pl.DataFrame(
-        {
-            "unit": np.repeat([f"u{i:03d}" for i in range(n)], k),
-            "group": np.tile([f"g{j}" for j in range(k)], n),
-            "n": counts.ravel().astype(float),
-        }
-    )
 
 
 def to_wide(counts: np.ndarray) -> pl.DataFrame:
