@@ -125,6 +125,32 @@ class VisitParams:
             )
 
 
+def slot_of(local: pl.Expr) -> pl.Expr:
+    """The half-hour slot 0–47 of a local time expression."""
+    return (local.dt.hour() * 2 + local.dt.minute() // 30).cast(pl.UInt8)
+
+
+def cut_at_half_hours(frame: pl.LazyFrame, start: str, end: str) -> pl.LazyFrame:
+    """Each row cut at the UTC half-hour boundaries inside [start, end) (Datetime columns):
+    one row per piece, in time order, with `start` and `end` replaced by the piece's own
+    and `slot_start` the start of its half hour. A row with end ≤ start stays one row.
+    (UTC half hours are local half hours in every zone whose offset is a whole or half
+    hour.)"""
+    half = pl.duration(minutes=30)
+    return (
+        frame.with_columns(
+            pl.datetime_ranges(
+                pl.col(start).dt.truncate(SLOT), pl.col(end), SLOT, closed="left"
+            ).alias("slot_start")
+        )
+        .explode("slot_start")
+        .with_columns(
+            pl.max_horizontal("slot_start", start).alias(start),
+            pl.min_horizontal(pl.col("slot_start") + half, end).alias(end),
+        )
+    )
+
+
 def generate_visits(stays: pl.LazyFrame, params: VisitParams = VisitParams()) -> pl.LazyFrame:
     """Visits (SPEC §1 `visits/`): every stay split into its local half-hour slots.
 
@@ -132,29 +158,20 @@ def generate_visits(stays: pl.LazyFrame, params: VisitParams = VisitParams()) ->
     Rows keep the order of `stays`, each stay's pieces in time order.
     """
     check_resolution(params.res)
-    half = pl.duration(minutes=30)
+    stays = stays.select(
+        pl.col("device").cast(pl.UInt64),
+        plh3.latlng_to_cell("lat", "lon", params.res).cast(pl.UInt64).alias("cell"),
+        pl.col("start").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+        pl.col("end").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+    ).filter(pl.col("end") > pl.col("start"))
     pieces = (
-        stays.select(
-            pl.col("device").cast(pl.UInt64),
-            plh3.latlng_to_cell("lat", "lon", params.res).cast(pl.UInt64).alias("cell"),
-            pl.col("start").dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias("s"),
-            pl.col("end").dt.convert_time_zone("UTC").dt.cast_time_unit("us").alias("e"),
-        )
-        .filter(pl.col("e") > pl.col("s"))
-        .with_columns(
-            pl.datetime_ranges(pl.col("s").dt.truncate(SLOT), pl.col("e"), SLOT).alias("b")
-        )
-        .explode("b")
-        .with_columns(
-            pl.max_horizontal("b", "s").alias("start"),
-            pl.min_horizontal(pl.col("b") + half, "e").alias("p_end"),
-        )
+        cut_at_half_hours(stays, "start", "end")
         .select(
             "device",
             "cell",
             "start",
-            ((pl.col("p_end") - pl.col("start")).dt.total_microseconds() / 1e6).alias("dwell_s"),
-            "b",
+            ((pl.col("end") - pl.col("start")).dt.total_microseconds() / 1e6).alias("dwell_s"),
+            pl.col("slot_start").alias("b"),
         )
         .filter(pl.col("dwell_s") > 0)
     )
@@ -163,7 +180,7 @@ def generate_visits(stays: pl.LazyFrame, params: VisitParams = VisitParams()) ->
     local = pl.col("b").dt.convert_time_zone(params.tz).dt.replace_time_zone(None)
     slots = pieces.select(pl.col("b").unique()).select(
         "b",
-        (local.dt.hour() * 2 + local.dt.minute() // 30).cast(pl.UInt8).alias("slot"),
+        slot_of(local).alias("slot"),
         daytype_expr(
             local.dt.date(), params.holidays, params.country, params.de_facto_holidays
         ).alias("daytype"),

@@ -29,6 +29,7 @@ from segtool.indices.experienced.panel import (
     schema_of,
 )
 from segtool.indices.experienced.params import ExperiencedParams
+from segtool.mobility.visits import cut_at_half_hours, daytype_expr, slot_of
 
 # --------------------------------------------------------------------------- reading
 
@@ -75,27 +76,6 @@ def _local(tz: str) -> pl.Expr:
         pl.from_epoch(pl.col("start_us"), time_unit="us")
         .dt.replace_time_zone("UTC")
         .dt.convert_time_zone(tz)
-    )
-
-
-def _slot_expr(tz: str) -> pl.Expr:
-    t = _local(tz)
-    return (t.dt.hour().cast(pl.UInt8) * 2 + (t.dt.minute() >= 30).cast(pl.UInt8)).alias("slot")
-
-
-def _daytype_expr(tz: str, years: list[int]) -> pl.Expr:
-    """weekday / weekend / holiday (Swedish public holidays via `holidays`)."""
-    import holidays
-
-    days = sorted(holidays.country_holidays("SE", years=years).keys()) if years else []
-    d = _local(tz).dt.date()
-    return (
-        pl.when(d.is_in(pl.lit(pl.Series(days, dtype=pl.Date)).implode()))
-        .then(pl.lit("holiday"))
-        .when(_local(tz).dt.weekday() >= 6)
-        .then(pl.lit("weekend"))
-        .otherwise(pl.lit("weekday"))
-        .alias("daytype")
     )
 
 
@@ -250,36 +230,27 @@ def _reasons_hint(rejected: dict) -> str:
     return "rows set aside: " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items()))
 
 
-SLOT_US = 30 * 60 * 1_000_000
-
-
 def split_at_half_hours(visits: pl.LazyFrame) -> pl.LazyFrame:
-    """Each visit (start_us, dwell_s) cut at half-hour boundaries into pieces, each with its
-    own start and the dwell inside its half hour — as `segtool visits` cuts stays — so a
-    stay counts in every slot it covers (as Liao et al. 2025 count it), not only in the
-    slot it starts in. Pieces sum to the visit's dwell; a zero-length visit stays one row.
-    Boundaries are UTC half hours, which are local half hours in every zone whose offset
-    is a whole or half hour (all of Europe)."""
-    s = pl.col("start_us")
-    e = s + (pl.col("dwell_s") * 1e6).round().cast(pl.Int64)
-    lo = pl.max_horizontal("__b", s)
-    hi = pl.min_horizontal(pl.col("__b") + SLOT_US, "__e")
+    """Each visit (start_us, dwell_s) cut at half hours as `segtool visits` cuts stays
+    (`cut_at_half_hours`), each piece with its own start and the dwell inside its half
+    hour — so a stay counts in every slot it covers (as Liao et al. 2025 count it), not
+    only in the slot it starts in. Pieces sum to the visit's dwell (to the µs); a
+    zero-length visit stays one row."""
+    start = pl.from_epoch(pl.col("start_us"), time_unit="us")
+    length = pl.duration(microseconds=(pl.col("dwell_s") * 1e6).round().cast(pl.Int64))
+    s, e = pl.col("__s"), pl.col("__e")
     return (
-        visits.with_columns(
-            e.alias("__e"),
-            pl.int_ranges((s // SLOT_US) * SLOT_US, pl.max_horizontal(e, s + 1), SLOT_US).alias(
-                "__b"
-            ),
+        cut_at_half_hours(
+            visits.with_columns(start.alias("__s"), (start + length).alias("__e")), "__s", "__e"
         )
-        .explode("__b")
         .with_columns(
-            pl.when(pl.col("__e") > s)
-            .then((hi - lo).cast(pl.Float64) / 1e6)
+            pl.when(e > s)
+            .then((e - s).dt.total_microseconds().cast(pl.Float64) / 1e6)
             .otherwise(pl.col("dwell_s"))
             .alias("dwell_s"),
-            lo.alias("start_us"),
+            s.dt.epoch("us").alias("start_us"),
         )
-        .drop("__b", "__e")
+        .drop("__s", "__e", "slot_start")
     )
 
 
@@ -297,17 +268,9 @@ def _ensure_strata(visits: pl.LazyFrame, schema: dict, params: ExperiencedParams
     exprs = []
     if "slot" in missing:
         visits = split_at_half_hours(visits)
-        exprs.append(_slot_expr(params.tz))
-    if "daytype" in missing:
-        years = (
-            visits.select(pl.from_epoch(pl.col("start_us"), time_unit="us").dt.year().unique())
-            .collect()
-            .to_series()
-            .drop_nulls()
-            .to_list()
-        )
-        years = sorted({y for y0 in years for y in (y0 - 1, y0, y0 + 1)})
-        exprs.append(_daytype_expr(params.tz, years))
+        exprs.append(slot_of(_local(params.tz)).alias("slot"))
+    if "daytype" in missing:  # Swedish public holidays, as `segtool visits` labels them
+        exprs.append(daytype_expr(_local(params.tz).dt.date()).alias("daytype"))
     return visits.with_columns(exprs)
 
 
