@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -48,5 +49,19 @@ MinDevices = Annotated[
         "-k",
         min=1,
         help="Suppress published cells with fewer than k distinct devices.",
+    ),
+]
+
+
+class ReferenceShares(StrEnum):
+    uniform = "uniform"
+    population = "population"
+
+
+Reference = Annotated[
+    ReferenceShares,
+    typer.Option(
+        "--reference",
+        help="Reference shares of S: uniform 1/K (Moro et al.) or population shares.",
     ),
 ]

@@ -12,7 +12,15 @@ from segtool import console
 from segtool.errors import InputError, UsageError
 from segtool.lake import Lake as LakeStore
 from segtool.lake import Manifest
-from segtool.options import Format, Lake, MinDevices, Output, Seed
+from segtool.options import (
+    Format,
+    Lake,
+    MinDevices,
+    Output,
+    Reference,
+    ReferenceShares,
+    Seed,
+)
 from segtool.present import emit
 
 COMMAND = "indices experienced"
@@ -22,11 +30,6 @@ class By(StrEnum):
     slot = "slot"
     hour = "hour"
     daytype = "daytype"
-
-
-class Reference(StrEnum):
-    uniform = "uniform"
-    population = "population"
 
 
 class Resample(StrEnum):
@@ -70,11 +73,7 @@ def experienced(
         [], "--by", help="Stratify places by slot (half hour), hour or daytype (repeatable)."
     ),
     bin: str = typer.Option("30m", "--bin", help="Co-presence time bin: 5m, 30m, 1h, …"),
-    reference: Reference = typer.Option(
-        Reference.uniform,
-        "--reference",
-        help="Reference shares of S: uniform 1/K (Moro et al.) or population shares.",
-    ),
+    reference: Reference = ReferenceShares.uniform,
     leave_one_out: bool = typer.Option(
         False, "--leave-one-out", help="Also S_i with each device's own time removed from places."
     ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 
 import polars as pl
@@ -13,15 +12,18 @@ from segtool import console
 from segtool.errors import InputError, UsageError
 from segtool.lake import Lake as LakeStore
 from segtool.lake import Manifest, atomic_file, write_manifest_beside
-from segtool.options import Format, Lake, MinDevices, Output, Seed
+from segtool.options import (
+    Format,
+    Lake,
+    MinDevices,
+    Output,
+    Reference,
+    ReferenceShares,
+    Seed,
+)
 from segtool.present import emit
 
 COMMAND = "indices landuse"
-
-
-class Reference(StrEnum):
-    uniform = "uniform"
-    population = "population"
 
 
 def landuse(
@@ -35,11 +37,7 @@ def landuse(
         dir_okay=False,
     ),
     min_devices: MinDevices = 5,
-    reference: Reference = typer.Option(
-        Reference.uniform,
-        "--reference",
-        help="Reference shares of S: uniform 1/K (Moro et al.) or population shares.",
-    ),
+    reference: Reference = ReferenceShares.uniform,
     min_coverage: float = typer.Option(
         0.5,
         "--min-coverage",
