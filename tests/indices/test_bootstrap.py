@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 
 from segtool.indices.inference import multinomial_draws
 from segtool.indices.residential import compute_residential
-
-
-def to_long(counts: np.ndarray, strata=None) -> pl.DataFrame:
-    n, k = counts.shape
-    data = {
-        "unit": np.repeat([f"u{i:03d}" for i in range(n)], k),
-        "group": np.tile([f"g{j}" for j in range(k)], n),
-        "n": counts.ravel().astype(float),
-    }
-    if strata is not None:
-        data["district"] = np.repeat(strata, k)
-    return pl.DataFrame(data)
+from tests.indices.tables import to_long
 
 
 def table(seed: int = 0, n: int = 40, k: int = 3, size: int = 200) -> np.ndarray:

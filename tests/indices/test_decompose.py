@@ -15,20 +15,9 @@ from hypothesis.extra.numpy import arrays
 from segtool.errors import InputError, UsageError
 from segtool.indices import decompose as dec
 from segtool.indices.residential import compute_residential
+from tests.indices.tables import to_long
 
 SETTINGS = settings(max_examples=40, deadline=None)
-
-
-def to_long(counts: np.ndarray, strata: np.ndarray | None = None) -> pl.DataFrame:
-    n, k = counts.shape
-    data = {
-        "unit": np.repeat([f"u{i:03d}" for i in range(n)], k),
-        "group": np.tile([f"g{j}" for j in range(k)], n),
-        "n": counts.ravel().astype(float),
-    }
-    if strata is not None:
-        data["district"] = np.repeat([f"s{s}" for s in strata], k)
-    return pl.DataFrame(data)
 
 
 @st.composite

@@ -24,7 +24,7 @@ from segtool.indices.residential import (
     evaluate,
     from_wide,
 )
-from tests.indices.test_residential_properties import to_long
+from tests.indices.tables import to_long
 
 SETTINGS = settings(max_examples=30, deadline=None)
 

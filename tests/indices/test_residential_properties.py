@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 from segtool.errors import InputError, UsageError
 from segtool.indices.residential import INDICES, compute_residential
+from tests.indices.tables import to_long
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -29,17 +30,6 @@ BOUNDED = [  # indices in [0, 1]
     "hutchens",
     "exposure",
 ]
-
-
-def to_long(counts: np.ndarray) -> pl.DataFrame:
-    n, k = counts.shape
-    return pl.DataFrame(
-        {
-            "unit": np.repeat([f"u{i:03d}" for i in range(n)], k),
-            "group": np.tile([f"g{j}" for j in range(k)], n),
-            "n": counts.ravel().astype(float),
-        }
-    )
 
 
 @st.composite
