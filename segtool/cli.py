@@ -112,10 +112,13 @@ app.command("report")(report.report)
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 ok, 1 user mistake, 2 internal error)."""
-    # The objects made by the imports (numba, scipy, polars: hundreds of thousands) live
-    # until exit: keep them out of the garbage collector's full passes, which otherwise
-    # re-walk them all and took ~8% of a `stays` run.
-    gc.freeze()
+    if argv is None:  # the `segtool` process itself (not the demo's or the tests' calls)
+        # The objects made by the imports (numba, scipy, polars: hundreds of thousands)
+        # live until exit: keep them out of the garbage collector's full passes, which
+        # otherwise re-walk them all and took ~8% of a `stays` run. Only once per
+        # process: frozen objects are never collected, so repeated in-process calls
+        # must not freeze what they leave behind.
+        gc.freeze()
     try:
         code = app(args=argv, prog_name="segtool", standalone_mode=False)
     except ClickException as e:  # usage errors: unknown option, bad value, …
