@@ -447,7 +447,8 @@ def segregation_profile(
     rows = []
     for k in ks:  # a handful of scales; each is one sparse product over all cells
         spatial = SpatialParams(int(k), kernel, decay)
-        out = compute_spatial(comp, params, spatial, proximity=False)
+        matrix = neighbourhood_matrix(cells, spatial.k, kernel, decay)
+        out = compute_spatial(comp, params, spatial, proximity=False, matrix=matrix)
         for index, value in out.filter(pl.col("group").is_null()).select("index", "value").rows():
             rows.append((int(k), k * step, index, value))
     return pl.DataFrame(
