@@ -161,6 +161,8 @@ class _Builder:
                 "of residents who would have to move for every area to have the city's mix."
             )
         profile = s.data.get("profile")
+        if s.data.get("profile_missing"):
+            self.body.append(H.missing(s.data["profile_missing"]))
         if profile is not None and profile.height:
             labels = {"dissimilarity": "dissimilarity D", "theil_h": "Theil's H"}
             fig = F.segregation_profile(profile, labels)

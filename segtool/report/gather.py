@@ -134,24 +134,25 @@ def residential_section(lake: Lake, params: ReportParams) -> Section:
             "indices": result,
             "groups": groups,
             "units": counts.units,
-            "profile": _profile(lake),
+            **_profile(lake),
         },
         params={"residential": rp},
     )
 
 
-def _profile(lake: Lake) -> pl.DataFrame | None:
+def _profile(lake: Lake) -> dict:
     """D and H on egohoods of growing radius over the register population apportioned to
-    H3 cells (`population_cells/`), or None without that dataset."""
+    H3 cells (`population_cells/`): {"profile": frame}, {} without that dataset, or
+    {"profile_missing": why} when it cannot be computed."""
     from segtool.indices.counts import read_counts
     from segtool.indices.spatial import segregation_profile
 
     if not lake.exists("population_cells"):
-        return None
+        return {}
     try:
-        return segregation_profile(read_counts(lake.path("population_cells")).frame)
-    except SegtoolError:
-        return None
+        return {"profile": segregation_profile(read_counts(lake.path("population_cells")).frame)}
+    except SegtoolError as e:
+        return {"profile_missing": f"segregation by scale could not be computed: {e}"}
 
 
 def s_i_histogram(

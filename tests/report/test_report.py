@@ -196,6 +196,25 @@ def test_segregation_profile_when_the_lake_has_population_cells(cli, tmp_path):
     assert f"{d[0]:.3f}" in table and f"{d[2]:.3f}" in table
 
 
+def test_unusable_population_cells_are_named_in_the_report(cli, tmp_path):
+    from segtool.lake import Lake, Manifest
+
+    root, _, _ = build_lake(tmp_path / "lake", with_visits=False, with_landuse=False)
+    cells = pl.DataFrame(  # not H3 cells: the profile cannot be computed
+        {"cell": pl.Series([1, 1, 2, 2], dtype=pl.UInt64), "group": ["a", "b"] * 2,
+         "count": [1.0, 2.0, 3.0, 4.0]}
+    )  # fmt: skip
+    with Lake(root).writing("population_cells", Manifest(command="test")) as tmp:
+        cells.write_parquet(tmp / "part-0.parquet")
+    out = tmp_path / "r.html"
+    r = cli("report", "--lake", root, "--out", out, "--bootstrap", "0")
+    assert r.code == 0, r.err
+    text = out.read_text()
+    assert "Not in this report: segregation by scale could not be computed" in text
+    assert "H3 cells" in text
+    assert "Dissimilarity D" in text  # the rest of the residential section is there
+
+
 def test_usage_errors(cli, tmp_path):
     r = cli("report", "--lake", tmp_path / "nowhere", "--out", tmp_path / "r.html")
     assert r.code == 1 and "no lake" in r.err and "Traceback" not in r.err
