@@ -30,18 +30,14 @@ import numpy as np
 import polars as pl
 
 from segtool.errors import UsageError
-from segtool.indices.residential import (
-    LOCAL_INDICES,
+from segtool.indices.composition import (
     Composition,
-    Key,
-    _collect,
-    _div,
-    _entropy,
-    _is_two,
-    _xlogx_ratio,
+    collect_frame,
     composition,
-    compute_residential,
+    safe_div,
+    shannon_entropy,
 )
+from segtool.indices.residential import LOCAL_INDICES, compute_residential
 
 LOCAL_SCHEMA: dict[str, pl.DataType] = {
     "index": pl.String(),
@@ -50,63 +46,6 @@ LOCAL_SCHEMA: dict[str, pl.DataType] = {
     "unit_total": pl.Float64(),
     "unit_share": pl.Float64(),
 }
-
-
-def _strata_layout(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The units ordered by stratum, and where each stratum starts in that order."""
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-    return order, starts
-
-
-def decomposition_rows(
-    c: Composition, wanted: Sequence[str]
-) -> list[tuple[Key, np.ndarray, np.ndarray | None]]:
-    """Rows of the M / H decomposition over `c.strata` (batch axes allowed)."""
-    assert c.strata is not None and c.stratum_names is not None
-    order, starts = _strata_layout(c.strata)
-    names = [c.stratum_names[i] for i in c.strata[order][starts]]
-    by_stratum = np.add.reduceat(c.counts[..., order, :], starts, axis=-2)  # (..., S, K)
-    between = c.with_counts(by_stratum)
-    t_s = between.t  # (..., S)
-    p_s = _div(by_stratum, t_s[..., None])  # composition of each stratum
-    # Each unit against its own stratum's composition.
-    p_of_unit = np.empty_like(c.share)
-    p_of_unit[..., order, :] = np.repeat(p_s, np.diff(np.r_[starts, len(order)]), axis=-2)
-    ls_within = _xlogx_ratio(c.share, p_of_unit).sum(axis=-1)  # (..., n)
-    m_s = _div(np.add.reduceat((c.t * ls_within)[..., order], starts, axis=-1), t_s)
-    e_s = _entropy(p_s)
-    h_s = _div(m_s, e_s)
-    share_s = _div(t_s, c.T[..., None])
-    m_total, m_between = c.M, between.M
-    m_within = (c.w * ls_within).sum(axis=-1)
-    g, h = (c.groups[0], c.groups[1]) if _is_two(c) else (None, None)
-
-    rows: list[tuple[Key, np.ndarray, np.ndarray | None]] = []
-    if "mutual_information" in wanted:
-        rows += [
-            (("mutual_information", g, h, None, "total"), m_total, None),
-            (("mutual_information", g, h, None, "between"), m_between, None),
-            (("mutual_information", g, h, None, "within"), m_within, None),
-        ]
-        rows += [
-            (("mutual_information", g, h, s, "within"), m_s[..., i], share_s[..., i])
-            for i, s in enumerate(names)
-        ]
-    if "theil_h" in wanted:
-        e = c.E
-        rows += [
-            (("theil_h", g, h, None, "total"), _div(m_total, e), None),
-            (("theil_h", g, h, None, "between"), _div(m_between, e), None),
-            (("theil_h", g, h, None, "within"), _div(m_within, e), None),
-        ]
-        weight_h = share_s * _div(e_s, e[..., None])
-        rows += [
-            (("theil_h", g, h, s, "within"), h_s[..., i], weight_h[..., i])
-            for i, s in enumerate(names)
-        ]
-    return rows
 
 
 def decompose_mutual_information(
@@ -147,7 +86,7 @@ def local_scores(
     quotient). `ice` needs `ice_high` and `ice_low`; by default every local score that
     applies is computed (ice only when both groups are given).
     """
-    c = frame if isinstance(frame, Composition) else composition(_collect(frame))
+    c = frame if isinstance(frame, Composition) else composition(collect_frame(frame))
     if (ice_high is None) != (ice_low is None):
         raise UsageError("ICE needs both --ice-high and --ice-low")
     if indices is None:
@@ -189,7 +128,7 @@ def local_scores(
 
     for name in indices:
         if name == "location_quotient":
-            lq = _div(c.share, c.P[None, :])
+            lq = safe_div(c.share, c.P[None, :])
             rows = np.repeat(np.arange(n), k)
             parts.append(
                 pl.DataFrame(
@@ -206,13 +145,13 @@ def local_scores(
                 )
             )
         elif name == "local_entropy":
-            per_unit(name, _entropy(c.share))
+            per_unit(name, shannon_entropy(c.share))
         elif name == "local_mutual_information":
             per_unit(name, c.local_mi)
         elif name == "ice":
             hi = c.counts[:, c.groups.index(ice_high)]
             lo = c.counts[:, c.groups.index(ice_low)]
-            per_unit(name, _div(hi - lo, c.t))
+            per_unit(name, safe_div(hi - lo, c.t))
     if not parts:
         return pl.DataFrame(schema={"unit": c.units.dtype, **LOCAL_SCHEMA})
     return pl.concat(parts)

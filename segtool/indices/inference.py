@@ -96,7 +96,7 @@ def bootstrap_residential(comp, params, estimate, *, on_replicates=None):
     (batched over replicates), row for row. `on_replicates(k)` reports progress.
     """
 
-    from segtool.indices.residential import evaluate
+    from segtool.indices.residential_kernels import evaluate
 
     chunks = []
     for counts in multinomial_draws(comp.counts, params.bootstrap, params.seed):

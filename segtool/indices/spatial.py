@@ -57,17 +57,9 @@ import polars as pl
 import scipy.sparse as sp
 
 from segtool.errors import InputError, UsageError
-from segtool.indices.residential import (
-    RESULT_SCHEMA,
-    Composition,
-    ResidentialParams,
-    _div,
-    _frame,
-    _per_group,
-    composition,
-    evaluate,
-    prepare,
-)
+from segtool.indices.composition import Composition, composition, safe_div
+from segtool.indices.residential import RESULT_SCHEMA, ResidentialParams, prepare, result_frame
+from segtool.indices.residential_kernels import evaluate, per_group_rows
 
 KERNELS = ("flat", "linear", "exp")
 SP_INDEX = "spatial_proximity"
@@ -325,11 +317,11 @@ def proximity_values(raw: Composition, smoothed: Composition) -> np.ndarray:
     yy = np.einsum("...kn,...kn->...k", t[..., None, :] - x, ts[..., None, :] - xs)
     big_x = raw.N
     big_y = raw.T[..., None] - big_x
-    return _div(_div(xx, big_x) + _div(yy, big_y), _div(tt, raw.T[..., None]))
+    return safe_div(safe_div(xx, big_x) + safe_div(yy, big_y), safe_div(tt, raw.T[..., None]))
 
 
 def _proximity_rows(raw: Composition, smoothed: Composition):
-    return [(SP_INDEX, g, h, v) for g, h, v in _per_group(raw, proximity_values(raw, smoothed))]
+    return [(SP_INDEX, g, h, v) for g, h, v in per_group_rows(raw, proximity_values(raw, smoothed))]
 
 
 def spatial_proximity(
@@ -399,7 +391,7 @@ def compute_spatial(
             ev.keys.append((name, g, h, None, None))
             ev.values.append(v)
             ev.weights.append(None)
-    result = _frame(ev)
+    result = result_frame(ev)
     if params.bootstrap:
         result = _bootstrap(raw, matrix, params, result, proximity, on_replicates)
     return result.with_columns(neighbourhood=pl.lit(spatial.label, pl.String))

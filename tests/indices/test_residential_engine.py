@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from segtool.errors import InputError
+from segtool.indices import composition as c_mod
 from segtool.indices import residential as r
 from segtool.indices.residential import (
     INDICES,
@@ -93,7 +94,7 @@ def test_reader_frames_take_the_fast_path(tmp_path, monkeypatch):
     frame = read_counts(path).frame
     assert frame["unit"].flags["SORTED_ASC"]
     calls = []
-    monkeypatch.setattr(r.np, "bincount", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(c_mod.np, "bincount", lambda *a, **k: calls.append(1))
     c = composition(frame)
     assert not calls  # reshaped, no bincount
     assert c.counts.tolist() == [[3.0, 2.0], [1.0, 4.0]]
@@ -145,7 +146,7 @@ def test_results_do_not_depend_on_the_block_size(monkeypatch):
     counts[counts.sum(axis=1) == 0, 0] = 1
     frame = to_long(counts)
     one_block = compute_residential(frame, atkinson_b=0.3)
-    monkeypatch.setattr(r, "BLOCK_CELLS", 4 * 37)  # blocks of 37 units, a partial last one
+    monkeypatch.setattr(c_mod, "BLOCK_CELLS", 4 * 37)  # blocks of 37 units, a partial last one
     many = compute_residential(frame, atkinson_b=0.3)
     np.testing.assert_allclose(many["value"], one_block["value"], rtol=1e-13, atol=1e-15)
 
@@ -154,7 +155,7 @@ def test_results_do_not_depend_on_the_block_size(monkeypatch):
 def test_a_batch_of_tables_gives_each_table_its_own_values(monkeypatch, focal):
     # Bootstrap replicates are evaluated stacked on a leading axis, with empty units and
     # groups: each must come out as if evaluated alone.
-    monkeypatch.setattr(r, "BLOCK_CELLS", 3 * 3 * 11)
+    monkeypatch.setattr(c_mod, "BLOCK_CELLS", 3 * 3 * 11)
     rng = np.random.default_rng(5)
     tables = rng.poisson(3.0, size=(3, 40, 3)).astype(float)
     tables[1, :, 2] = 0.0  # a group absent from one replicate

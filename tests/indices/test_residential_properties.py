@@ -247,7 +247,7 @@ def test_unsorted_frame_with_scattered_duplicates_is_summed():
 
 
 def test_gini_sort_falls_back_to_exact_order_below_float32_resolution():
-    from segtool.indices.residential import _gini_mean_difference, _sorted_with_order
+    from segtool.indices.residential_kernels import _gini_mean_difference, _sorted_with_order
 
     # equal in float32, different in float64, and in the wrong order by position
     x = np.array([0.5 + 3e-12, 0.5 + 2e-12, 0.5 + 1e-12, 0.5, 0.1])
