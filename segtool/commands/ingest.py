@@ -154,7 +154,7 @@ def _check_tz(tz: str) -> None:
 
 
 def _crs(value: str | None, config: cols.Config) -> str:
-    from segtool.ingest.crs import parse_crs
+    from segtool.geo.crs import parse_crs
 
     crs = str(_opt(value, config, "crs", "EPSG:4326"))
     parse_crs(crs)  # a UsageError when unknown

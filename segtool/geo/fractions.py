@@ -37,10 +37,10 @@ import polars as pl
 
 from segtool.geo.clean import repair
 from segtool.geo.clip import clip_areas, convex_vertices
+from segtool.geo.crs import WGS84
 from segtool.geo.grid import TILE_EDGES, candidate_cells, edge_length_m
 from segtool.geo.hexagons import cell_polygons_wkb
 from segtool.geo.project import metric_crs_for, transform_geoms
-from segtool.ingest.crs import WGS84
 
 POLYGON = 3  # shapely type id of Polygon
 EXACT_ENGINE = "numpy"  # "numpy": segtool.geo.clip; "geos": shapely.intersection (the oracle)

@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 import polars_h3 as plh3
 
+from segtool.geo.crs import WGS84
 from segtool.geo.project import transform_geoms
-from segtool.ingest.crs import WGS84
 
 MIN_RES, MAX_RES = 5, 12
 TILE_EDGES = 16  # grid tiles for candidate search (and the subdivision size in fractions.py)

@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 from segtool.errors import InputError
-from segtool.ingest.crs import WGS84, parse_crs, utm_crs_for
+from segtool.geo.crs import WGS84, parse_crs, utm_crs_for
 
 
 def crs_name(crs: str) -> str:

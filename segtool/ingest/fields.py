@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from segtool.errors import UsageError
-from segtool.ingest.crs import WGS84, parse_crs, to_wgs84
+from segtool.geo.crs import WGS84, parse_crs, to_wgs84
 
 MIN_TIME = "1990-01-01"  # earlier (or later than MAX_TIME) is `time_out_of_range`
 MAX_TIME = "2100-01-01"

@@ -35,11 +35,11 @@ import polars as pl
 
 from segtool.errors import UsageError
 from segtool.geo import clean
+from segtool.geo.crs import WGS84
 from segtool.geo.dissolve import dissolve, overlap_components
 from segtool.geo.fractions import area_fractions, sum_by
 from segtool.geo.grid import MAX_RES, MIN_RES
 from segtool.geo.project import metric_crs_for, transform_geoms
-from segtool.ingest.crs import WGS84
 from segtool.ingest.geofile import (
     DatasetStats,
     DatasetWrite,

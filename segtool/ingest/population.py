@@ -37,10 +37,10 @@ import polars as pl
 
 from segtool.errors import InputError, UsageError
 from segtool.geo import clean
+from segtool.geo.crs import WGS84
 from segtool.geo.fractions import area_fractions, sum_by
 from segtool.geo.grid import MAX_RES, MIN_RES, cells_of_points
 from segtool.geo.project import metric_crs_for, points_lonlat, transform_geoms
-from segtool.ingest.crs import WGS84
 from segtool.ingest.geofile import (
     DatasetStats,
     DatasetWrite,

@@ -40,7 +40,7 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
 
 
 def _to_wgs84(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from segtool.ingest.crs import to_wgs84
+    from segtool.geo.crs import to_wgs84
 
     return to_wgs84(x, y, CRS)
 

@@ -7,7 +7,7 @@ import polars as pl
 import pyogrio
 import shapely
 
-from segtool.ingest.crs import from_wgs84
+from segtool.geo.crs import from_wgs84
 from segtool.synth.city import LANDUSE
 
 
