@@ -20,12 +20,14 @@ from segtool.indices.landuse import (
     hexagon_table,
     landuse_profile,
     landuse_segregation,
+    poi_profile,
+    regression_design,
+)
+from segtool.indices.weighted_stats import (
     midranks,
     ols,
     ols_replicates,
     place_multiplicities,
-    poi_profile,
-    regression_design,
     spearman_replicates,
 )
 
@@ -292,7 +294,7 @@ def test_multiplicities_draw_n_places_per_replicate_in_any_block_size():
 def test_mean_replicates_equal_weighted_means_of_the_resample():
     table = random_table(n=20, seed=9)
     mult = next(place_multiplicities(20, 3, seed=2))
-    from segtool.indices.landuse import weighted_means_by
+    from segtool.indices.weighted_stats import weighted_means_by
 
     s, w = table["segregation"].to_numpy(), table["weighted_dwell"].to_numpy()
     codes = np.array([0, 1] * 10)
