@@ -17,18 +17,19 @@ from segtool.present import emit, resolve_format
 def info(lake: LakeOpt = Path(DEFAULT_LAKE), fmt: Format = None, output: Output = None) -> None:
     """Describe the lake: each dataset's rows, devices, time range, bounding box and manifest.
 
-        One row per dataset, rejects datasets (`_rejects/<name>`) included. `devices` counts
-        distinct pseudonyms where a `device` column exists; the time range spans every
-        timestamp column; the bounding box covers `lat`/`lon` (or H3 cell centres, or the
-        GeoParquet bbox). `stale` says when a dataset was built from an earlier version of an
-    upstream dataset, and what to run. `--format json` adds each dataset's full `_manifest.json`.
+    One row per dataset, rejects datasets (`_rejects/<name>`) included. `devices` counts
+    distinct pseudonyms where a `device` column exists; the time range spans every
+    timestamp column; the bounding box covers `lat`/`lon` (or H3 cell centres, or the
+    GeoParquet bbox). `stale` says when a dataset was built from an earlier version of an
+    upstream dataset, and what to run. `--format json` adds each dataset's full
+    `_manifest.json`.
 
-        **Examples**
+    **Examples**
 
-        ```
-        segtool lake info --lake lake
-        segtool lake info --lake lake --format json > lake.json
-        ```
+    ```
+    segtool lake info --lake lake
+    segtool lake info --lake lake --format json > lake.json
+    ```
     """
     from segtool.lakeinfo import lake_info
 
