@@ -32,7 +32,7 @@ from segtool.commands import (
     residential,
     synth,
 )
-from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError
+from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError, os_fault
 
 try:  # typer >= 0.24 carries its own copy of click
     from typer._click.exceptions import ClickException
@@ -135,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.err().print("[red]interrupted[/]")
         return 130
-    except Exception as e:  # a bug in segtool, not the user's fault
+    except Exception as e:  # a bug in segtool, not the user's fault …
+        fault = os_fault(e)  # … unless the machine failed: a full disk, a read-only lake
+        if fault is not None:
+            console.err().print(f"[bold red]error:[/] {escape(str(fault))}", highlight=False)
+            return EXIT_USER
         if os.environ.get("SEGTOOL_DEBUG"):
             traceback.print_exc()
         console.err().print(

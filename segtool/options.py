@@ -65,3 +65,23 @@ Reference = Annotated[
         help="Reference shares of S: uniform 1/K (Moro et al.) or population shares.",
     ),
 ]
+
+AllowStale = Annotated[
+    bool,
+    typer.Option(
+        "--allow-stale",
+        help="Read inputs built from an earlier version of their own inputs (a warning, "
+        "recorded in the output's manifest) instead of refusing.",
+    ),
+]
+Wait = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        envvar="SEGTOOL_WAIT",
+        help="Seconds to wait for another job writing the same dataset, then give up "
+        "naming it (exit 1).",
+        show_default=True,
+    ),
+]
