@@ -94,6 +94,15 @@ def holds(lake: Lake, name: str) -> bool:
     return str(lock_path(lake, name)) in _held
 
 
+def waiting(lake: Lake, name: str) -> list[int]:
+    """Pids of the jobs waiting for the writer lock of `name` (as they announce it)."""
+    path = lock_path(lake, name)
+    prefix = f"{path.name}.waiting-"
+    if not path.parent.is_dir():
+        return []
+    return sorted(int(p.name[len(prefix) :]) for p in path.parent.glob(f"{prefix}*"))
+
+
 def is_locked(lake: Lake, name: str) -> Holder | None:
     """The holder if some *other* process holds the writer lock of `name`, else None."""
     path = lock_path(lake, name)
@@ -129,6 +138,7 @@ def writer_lock(lake: Lake, name: str, *, wait: float | None = None) -> Iterator
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     waited: Holder | None = None
+    waiting = path.with_name(f"{path.name}.waiting-{os.getpid()}")  # shows who queues
     deadline = time.monotonic() + wait
     try:
         while True:
@@ -138,6 +148,7 @@ def writer_lock(lake: Lake, name: str, *, wait: float | None = None) -> Iterator
             except BlockingIOError:
                 if waited is None:
                     waited = read_holder(path)
+                    waiting.touch()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     holder = read_holder(path)
@@ -153,6 +164,9 @@ def writer_lock(lake: Lake, name: str, *, wait: float | None = None) -> Iterator
     except BaseException:
         os.close(fd)
         raise
+    finally:
+        if waited is not None:
+            waiting.unlink(missing_ok=True)
     _held[key] = [fd, 1]
     try:
         yield waited
