@@ -95,8 +95,11 @@ ingest_app.command("population")(ingest_geo.population)
 ingest_app.command("landuse")(ingest_geo.landuse)
 ingest_app.command("pois")(ingest_geo.pois)
 
-lake_app = typer.Typer(help="Inspect the lake.", no_args_is_help=True, rich_markup_mode="markdown")
+lake_app = typer.Typer(
+    help="Inspect the lake, collect its garbage.", no_args_is_help=True, rich_markup_mode="markdown"
+)
 lake_app.command("info")(lake.info)
+lake_app.command("gc")(lake.gc)
 
 app.add_typer(indices_app, name="indices")
 app.add_typer(ingest_app, name="ingest")

@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from segtool.errors import ConflictError, InputError
+from segtool.errors import ConflictError, InputError, UsageError
 
 DEFAULT_LAKE = "lake"
 MANIFEST_NAME = "_manifest.json"
@@ -109,6 +109,7 @@ class Manifest:
 
     def add_input(self, path: str | os.PathLike, role: str | None = None) -> None:
         p = Path(path)
+        _READ_FILES.add(str(p))
         entry = {"path": str(path), "sha256": sha256_file(p), "bytes": p.stat().st_size}
         if role:
             entry["role"] = role
@@ -148,12 +149,33 @@ class Manifest:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
+_READ_FILES: set[str] = set()  # input files recorded by this process (Manifest.add_input)
+
+
+def refuse_overwriting_inputs(path: str | os.PathLike) -> None:
+    """Raise `UsageError` if `path` is (the same file as) an input this process read."""
+    target = Path(path)
+    if not target.exists():
+        return
+    for p in list(_READ_FILES):
+        try:
+            same = os.path.samefile(target, p)
+        except OSError:  # the input is gone
+            continue
+        if same:
+            raise UsageError(
+                f"the output {str(target)!r} is the input {p!r}; writing it would destroy the input",
+                hint="choose another file for -o / --output",
+            )
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
+    refuse_overwriting_inputs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -173,6 +195,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
             frame.write_parquet(tmp)
     """
     path = Path(path)
+    refuse_overwriting_inputs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -209,6 +232,7 @@ class Lake:
         wait: float | None = None,
     ):
         self.root = lake_root(root)
+        _check_folder(self.root)
         self.allow_stale = allow_stale  # read inputs whose lineage is stale (with a warning)
         self.wait = wait  # seconds a writer waits for another job's lock (None: the default)
 
@@ -345,16 +369,34 @@ class Lake:
                 )
 
 
+def _check_folder(path: Path) -> None:
+    """The lake must be a folder, or not exist yet below folders (not below a file)."""
+    for p in (path, *path.parents):
+        try:
+            if p.is_dir():
+                return
+            if p.exists():
+                raise InputError(
+                    f"{str(p)!r}: a file where a folder is expected"
+                    + ("" if p == path else f" (on the way to the lake {str(path)!r})"),
+                    hint="--lake must name a folder (it is created if missing)",
+                )
+        except OSError:  # unreadable: let the operation itself report it
+            return
 
 
 def _remove_if_only_locks(root: Path) -> None:
-    """Remove a lake folder this run created if it holds nothing but lock files."""
+    """Remove a lake folder this run created if it holds nothing but lock files and empty
+    folders (a refused first ingest leaves no empty lake behind)."""
     from segtool.lakelock import LOCKS
 
     try:
-        entries = list(root.iterdir())
-        if all(p.name == LOCKS and p.is_dir() for p in entries):
-            shutil.rmtree(root, ignore_errors=True)
+        for p in root.iterdir():
+            if p.name == LOCKS and p.is_dir():
+                continue
+            if not (p.is_dir() and not any(f.is_file() for f in p.rglob("*"))):
+                return
+        shutil.rmtree(root, ignore_errors=True)
     except OSError:
         pass
 

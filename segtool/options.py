@@ -10,6 +10,14 @@ import typer
 
 from segtool.present import OutputFormat
 
+
+def _lake_path(value: str) -> Path:
+    """`--lake ""` would write into the current folder: refuse it."""
+    if not str(value).strip():
+        raise typer.BadParameter("the lake folder must not be empty (default: ./lake)")
+    return Path(value)
+
+
 Lake = Annotated[
     Path,
     typer.Option(
@@ -17,6 +25,8 @@ Lake = Annotated[
         envvar="SEGTOOL_LAKE",
         help="Lake folder of Parquet datasets.",
         show_default=True,
+        parser=_lake_path,
+        metavar="DIR",
     ),
 ]
 Format = Annotated[
