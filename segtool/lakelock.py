@@ -78,7 +78,10 @@ def read_holder(path: Path) -> Holder:
 
 
 def _me() -> bytes:
-    argv = " ".join(["segtool", *sys.argv[1:]]) if sys.argv else "segtool"
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "segtool"
+    if prog in ("__main__.py", "segtool", "-c", ""):  # python -m segtool, the script, in-process
+        prog = "segtool"
+    argv = " ".join([prog, *sys.argv[1:]])
     return json.dumps(
         {
             "pid": os.getpid(),
