@@ -411,7 +411,7 @@ def main() -> None:
                 "the same",
                 code,
                 "warning; recorded under stale_inputs in homes/_manifest.json",
-                f"{lake_rows(lk, 'homes'):,} homes",
+                f"homes/ written ({lake_rows(lk, 'homes'):,} homes: these pings hold no night)",
                 "",
             )
         )

@@ -123,8 +123,8 @@ def is_locked(lake: Lake, name: str) -> Holder | None:
 
 @contextmanager
 def writer_lock(lake: Lake, name: str, *, wait: float | None = None) -> Iterator[Holder | None]:
-    """Hold the writer lock of dataset `name`; yields the job it had to wait for (None if
-    the lock was free).
+    """Hold the writer lock of dataset `name`; yields the last job it had to wait for (None
+    if the lock was free).
 
     Raises `BusyError` (exit 1) naming the holder when it is still held after `wait` seconds.
     """
@@ -150,8 +150,10 @@ def writer_lock(lake: Lake, name: str, *, wait: float | None = None) -> Iterator
                 break
             except BlockingIOError:
                 if waited is None:
-                    waited = read_holder(path)
                     waiting.touch()
+                seen = read_holder(path)  # the latest holder: the one that may commit
+                if seen.pid is not None or waited is None:
+                    waited = seen
                 left = deadline - time.monotonic()
                 if left <= 0:
                     holder = read_holder(path)

@@ -94,8 +94,9 @@ def test_parallel_replaces_have_one_winner_and_the_loser_is_told(tmp_path):
     (c0, _, e0), (c1, _, e1) = finish(procs)
     assert sorted([c0, c1]) == [0, 1], (e0, e1)
     winner = files[0] if c0 == 0 else files[1]
-    loser_err = e1 if c0 == 0 else e0
+    loser_err = " ".join((e1 if c0 == 0 else e0).split())
     assert "replaced pings/" in loser_err and "this run wrote nothing" in loser_err
+    assert f"pid {procs[0 if c0 == 0 else 1].pid} on" in loser_err  # names the winner
     assert "Traceback" not in loser_err
     manifest = json.loads((lake / "pings" / "_manifest.json").read_text())
     assert [os.path.basename(i["path"]) for i in manifest["inputs"]] == [winner.name]
