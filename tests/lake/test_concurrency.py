@@ -74,6 +74,7 @@ def test_parallel_appends_keep_every_row_once(cli, tmp_path, capsys):
     assert manifest["rows_written"] == manifest["dataset_rows"] == rows_in
     assert len(manifest["runs"]) == N_JOBS + 1
     assert not [p for p in lake.iterdir() if p.name.startswith((".tmp", ".spool", ".old"))]
+    assert list((lake / ".locks").iterdir()) == []  # an idle lake holds no lock files
     with capsys.disabled():
         print(
             f"\nconcurrency: {N_JOBS} appending jobs + seed, rows in {rows_in}, "
@@ -110,6 +111,7 @@ def test_busy_dataset_names_its_holder(cli, tmp_path):
     with writer_lock(Lake(lake), "pings"):  # held by this process: the job must not get it
         ((code, _, err),) = finish([spawn("ingest", "pings", f, "--lake", lake, "--wait", "0.3")])
     assert code == 1
+    err = " ".join(err.split())
     me = f"pid {os.getpid()} on {socket.gethostname()}"
     assert f"pings/ in '{lake}' is being written by {me}" in err
     assert "since" in err and "--wait" in err and "Traceback" not in err
