@@ -48,3 +48,24 @@ def test_full_disk_says_how_much_was_staged(tmp_path):
 )
 def test_other_errors_stay_bugs(exc):
     assert os_fault(exc) is None
+
+
+def test_a_lake_file_that_vanished_mid_read_is_named(tmp_path):
+    import polars as pl
+
+    ds = tmp_path / "lake" / "pings"
+    ds.mkdir(parents=True)
+    (ds / "_manifest.json").write_text("{}")
+    files = []
+    for i in range(2):
+        files.append(ds / f"part-{i}.parquet")
+        pl.DataFrame({"a": [i]}).write_parquet(files[-1])
+    lf = pl.scan_parquet([str(f) for f in files])
+    files[1].unlink()  # another job's commit removed the old version
+    with pytest.raises(Exception) as e:
+        lf.collect()
+    fault = os_fault(e.value)
+    assert fault is not None and "vanished while this run read it" in str(fault)
+    assert str(ds) in str(fault)
+    # a missing file outside any dataset stays what it was
+    assert os_fault(FileNotFoundError(2, "No such file", str(tmp_path / "nope.csv"))) is None
