@@ -41,7 +41,7 @@ def test_lake_gc_frees_dead_staging_and_keeps_live(cli, tmp_path):
     assert rows[live.name]["action"] == "kept"
     assert f"pid {os.getpid()}" in rows[live.name]["held_by"]
     assert sum(r["bytes"] for r in rows.values() if r["action"] == "removed") == 7500
-    assert "freed 0.0 MB" in " ".join(err.split())
+    assert "removed 4 staging folder(s) of dead runs, freed 7.5 kB; kept 1" in " ".join(err.split())
     assert not any(d.exists() for d in dead) and live.exists() and not_staging.exists()
     assert cli("lake", "gc", "--lake", lake).code == 0  # now the live one's lock is free
     assert not live.exists()
