@@ -83,8 +83,12 @@ def os_errno(e: BaseException) -> int | None:
     return code
 
 
+_DATA = (".parquet", ".ipc", ".arrow")
+
+
 def _path_in_message(text: str) -> str | None:
-    m = re.search(r"\(os error \d+\): (.+)$", text.strip())
+    text = re.sub(r"\s*\(set POLARS_VERBOSE=1 to see full path\)\s*$", "", text.strip())
+    m = re.search(r"\(os error \d+\): (.+)$", text)
     return m.group(1).strip() if m else None
 
 
@@ -152,6 +156,8 @@ def os_fault(e: BaseException) -> SegtoolError | None:
     if code == errno.ENOENT:  # only a lake file that vanished mid-read is the machine's doing
         gone = path or _path_in_message(str(e))
         dataset = _dataset_of(gone) if gone else None
+        if dataset is None and gone and gone.startswith("...") and gone.endswith(_DATA):
+            dataset = gone  # polars shortened the path: a data file all the same
         if dataset is None:
             return None
         return SegtoolError(
