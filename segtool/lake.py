@@ -11,10 +11,12 @@ the same inputs gives the same bytes — data and manifest alike.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from typing import Any
 
 import polars as pl
 
-from segtool.errors import InputError
+from segtool.errors import ConflictError, InputError, UsageError
 
 DEFAULT_LAKE = "lake"
 MANIFEST_NAME = "_manifest.json"
@@ -105,19 +107,28 @@ class Manifest:
     rows_rejected: int | None = None
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    stale_inputs: list[dict] = field(default_factory=list)  # what --allow-stale let through
 
     def add_input(self, path: str | os.PathLike, role: str | None = None) -> None:
         p = Path(path)
+        _READ_FILES.add(str(p))
         entry = {"path": str(path), "sha256": sha256_file(p), "bytes": p.stat().st_size}
         if role:
             entry["role"] = role
         self.inputs.append(entry)
 
     def add_dataset_input(self, lake: Lake, name: str) -> None:
-        """Record a lake dataset this run read, by the hash of its manifest."""
-        mpath = lake.path(name) / MANIFEST_NAME
-        digest = sha256_file(mpath) if mpath.exists() else None
-        self.inputs.append({"dataset": name, "manifest_sha256": digest})
+        """Record a lake dataset this run read, by the hash of its manifest.
+
+        First checks its lineage (`segtool.lineage.require_current`): a stale input is
+        refused unless the lake was opened with `allow_stale=True`, then it is recorded in
+        `stale_inputs`."""
+        from segtool import lineage
+
+        lineage.require_current(lake, [name], allow_stale=lake.allow_stale, manifest=self)
+        self.inputs.append(
+            {"dataset": name, "manifest_sha256": lineage.manifest_digest(lake, name)}
+        )
 
     def to_dict(self) -> dict:
         d = {
@@ -132,10 +143,61 @@ class Manifest:
             "versions": versions(),
         }
         d.update(_jsonable(self.extra))
+        if self.stale_inputs:  # only then, so manifests of current inputs keep their bytes
+            d["stale_inputs"] = _jsonable(self.stale_inputs)
         return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+_READ_FILES: set[str] = set()  # input files recorded by this process (Manifest.add_input)
+
+
+def refuse_overwriting_inputs(path: str | os.PathLike) -> None:
+    """Raise `UsageError` if `path` is (the same file as) an input this process read."""
+    target = Path(path)
+    if not target.exists():
+        return
+    for p in list(_READ_FILES):
+        try:
+            same = os.path.samefile(target, p)
+        except OSError:  # the input is gone
+            continue
+        if same:
+            raise UsageError(
+                f"the output {str(target)!r} is the input {p!r}; writing it would destroy the input",
+                hint="choose another file for -o / --output",
+            )
+
+
+def _temp_beside(path: Path) -> Path:
+    """A temporary name beside `path` that records host and pid, after removing the
+    temporaries of `path` left by dead processes of this host (a killed run's leftovers)."""
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
+    pattern = re.compile(
+        rf"^\.{re.escape(path.name)}\.{re.escape(host)}\.(\d+)-[0-9a-f]{{32}}\.tmp$"
+    )
+    try:
+        for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            m = pattern.match(p.name)
+            if m and not _alive(int(m.group(1))):
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    except OSError:
+        pass
+    return path.with_name(f".{path.name}.{host}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -144,8 +206,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
+    refuse_overwriting_inputs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = _temp_beside(path)
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
@@ -163,8 +226,9 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
             frame.write_parquet(tmp)
     """
     path = Path(path)
+    refuse_overwriting_inputs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = _temp_beside(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -191,8 +255,17 @@ class Lake:
     >>> lake.scan("stays")                              # doctest: +SKIP
     """
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        *,
+        allow_stale: bool = False,
+        wait: float | None = None,
+    ):
         self.root = lake_root(root)
+        _check_folder(self.root)
+        self.allow_stale = allow_stale  # read inputs whose lineage is stale (with a warning)
+        self.wait = wait  # seconds a writer waits for another job's lock (None: the default)
 
     def __repr__(self) -> str:
         return f"Lake({str(self.root)!r})"
@@ -239,30 +312,124 @@ class Lake:
         return json.loads(mpath.read_text())
 
     @contextmanager
+    def lock(self, name: str, *, append: bool = False) -> Iterator[None]:
+        """Hold the writer lock of dataset `name` (see `segtool.lakelock`), waiting up to
+        `self.wait` seconds for another job. A replacing writer (not `append`) that had to
+        wait and finds that the other job committed `name` meanwhile raises
+        `ConflictError`: one clean winner, and the loser told. Staging folders of dead
+        runs of `name` are removed once the lock is held (`segtool.lakegc`)."""
+        from segtool import lakegc, lakelock, lineage
+
+        if lakelock.holds(self, name):
+            with lakelock.writer_lock(self, name):
+                yield
+            return
+        created = not self.root.exists()
+        base = lineage.manifest_digest(self, name)
+        try:
+            with lakelock.writer_lock(self, name, wait=self.wait) as waited_for:
+                now = lineage.manifest_digest(self, name)
+                if waited_for is not None and not append and now != base:
+                    raise ConflictError(
+                        f"{waited_for.describe()} replaced {name}/ in {str(self.root)!r} "
+                        "while this run waited for it; this run wrote nothing",
+                        hint="check which version you want; run again to replace it",
+                    )
+                lakegc.collect_dead(self, name)
+                yield
+        except BaseException:
+            if created:
+                _remove_if_only_locks(self.root)
+            raise
+
+    @contextmanager
     def writing(self, name: str, manifest: Manifest, *, append: bool = False) -> Iterator[Path]:
         """Yield a temporary folder to write dataset `name` into; on success the manifest
         is written into it and the folder replaces the old dataset in one rename.
 
         With `append=True` the temporary folder starts as a copy of the existing dataset
         (hard links where possible), so the new files add to it; the swap is still atomic.
+        The whole write holds the dataset's lock (`Lake.lock`); just before the swap, every
+        lake dataset the manifest records as an input must still be the version it
+        recorded, else `ConflictError` (a result is never built from two versions).
         """
-        final = self.path(name)  # may be nested, e.g. "_rejects/pings"
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
-        old = final.parent / f".old-{final.name}-{uuid.uuid4().hex}"
+        with self.lock(name, append=append):
+            final = self.path(name)  # may be nested, e.g. "_rejects/pings"
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
+            old = final.parent / f".old-{final.name}-{uuid.uuid4().hex}"
+            try:
+                if append and final.exists():
+                    shutil.copytree(final, tmp, copy_function=_link_or_copy)
+                else:
+                    tmp.mkdir()
+                yield tmp
+                self._check_inputs_unchanged(manifest)
+                write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
+                if final.exists():
+                    os.replace(final, old)
+                os.replace(tmp, final)
+            except Exception as e:
+                from segtool.errors import disk_full
+
+                if disk_full(e):  # how far it got, for the message (segtool.errors.os_fault)
+                    e.segtool_bytes_written = self._staged_bytes(name)  # type: ignore[attr-defined]
+                    e.segtool_path = getattr(e, "filename", None) or str(final)  # type: ignore[attr-defined]
+                raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _staged_bytes(self, name: str) -> int:
+        """Bytes in the staging of `name` now (its new version, spool, scratch)."""
+        from segtool.lakegc import staging
+        from segtool.lakelock import lock_key
+
+        return sum(s.bytes for s in staging(self) if lock_key(s.dataset) == lock_key(name))
+
+    def _check_inputs_unchanged(self, manifest: Manifest) -> None:
+        from segtool.lineage import manifest_digest
+
+        for entry in manifest.inputs:
+            name = entry.get("dataset") if isinstance(entry, dict) else None
+            if name and manifest_digest(self, name) != entry.get("manifest_sha256"):
+                raise ConflictError(
+                    f"{name}/ in {str(self.root)!r} was replaced by another job while this "
+                    "run read it; nothing was written",
+                    hint="run the command again (it then reads the new version)",
+                )
+
+
+def _check_folder(path: Path) -> None:
+    """The lake must be a folder, or not exist yet below folders (not below a file)."""
+    for p in (path, *path.parents):
         try:
-            if append and final.exists():
-                shutil.copytree(final, tmp, copy_function=_link_or_copy)
-            else:
-                tmp.mkdir()
-            yield tmp
-            write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
+            if p.is_dir():
+                return
+            if p.exists():
+                raise InputError(
+                    f"{str(p)!r}: a file where a folder is expected"
+                    + ("" if p == path else f" (on the way to the lake {str(path)!r})"),
+                    hint="--lake must name a folder (it is created if missing)",
+                )
+        except OSError:  # unreadable: let the operation itself report it
+            return
+
+
+def _remove_if_only_locks(root: Path) -> None:
+    """Remove a lake folder this run created if it holds nothing but lock files and empty
+    folders (a refused first ingest leaves no empty lake behind)."""
+    from segtool.lakelock import LOCKS
+
+    try:
+        for p in root.iterdir():
+            if p.name == LOCKS and p.is_dir():
+                continue
+            if not (p.is_dir() and not any(f.is_file() for f in p.rglob("*"))):
+                return
+        shutil.rmtree(root, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def _link_or_copy(src: str, dst: str) -> None:

@@ -587,7 +587,27 @@ def ingest(
     slice_rows: int = SLICE_ROWS,
     block_bytes: int | None = None,
 ) -> IngestReport:
-    """Read `files` into `lake/<spec.name>/` (see the module docstring)."""
+    """Read `files` into `lake/<spec.name>/` (see the module docstring).
+
+    The dataset's lock is held from before the old version is read until the new one is
+    renamed into place, so a concurrent append waits and then builds on this one."""
+    with lake.lock(spec.name, append=append):
+        return _ingest_locked(
+            files,
+            lake,
+            spec,
+            params,
+            key=key,
+            config=config,
+            append=append,
+            slice_rows=slice_rows,
+            block_bytes=block_bytes,
+        )
+
+
+def _ingest_locked(
+    files, lake, spec, params, *, key, config, append, slice_rows, block_bytes
+) -> IngestReport:
     paths = expand_paths(files)
     opened = open_inputs(paths, spec, params, config)
     if block_bytes is not None:
