@@ -300,7 +300,7 @@ def _device_buckets(lake: Lake, pings: pl.LazyFrame, n: int, bar) -> Iterator[li
 
 def homes(
     lake: options.Lake = Path("lake"),
-    res: Annotated[int, typer.Option("--res", help="H3 resolution of home cells (5–12).")] = 9,
+    res: Annotated[int, typer.Option("--res", min=5, max=12, help="H3 resolution of home cells (5–12).")] = 9,
     tz: Annotated[str, typer.Option("--tz", help="Local time zone of the night window.")] = (
         "Europe/Stockholm"
     ),
@@ -558,7 +558,7 @@ def _print_lines(title: str, summary: dict) -> None:
 
 def visits(
     lake: options.Lake = Path("lake"),
-    res: Annotated[int, typer.Option("--res", help="H3 analysis resolution (5–12).")] = 9,
+    res: Annotated[int, typer.Option("--res", min=5, max=12, help="H3 analysis resolution (5–12).")] = 9,
     tz: Annotated[str, typer.Option("--tz", help="Local time zone of slots and day types.")] = (
         "Europe/Stockholm"
     ),
