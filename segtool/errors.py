@@ -31,3 +31,13 @@ class InputError(SegtoolError):
 
 class UsageError(SegtoolError):
     """Options that contradict each other or name things that do not exist."""
+
+
+class StaleInputError(SegtoolError):
+    """A stage's input was built from an older version of its own upstream dataset.
+
+    `stale` holds the `segtool.lineage.StaleInput` entries found."""
+
+    def __init__(self, message: str, *, hint: str | None = None, stale: list | None = None):
+        super().__init__(message, hint=hint)
+        self.stale = list(stale or [])

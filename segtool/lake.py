@@ -105,6 +105,7 @@ class Manifest:
     rows_rejected: int | None = None
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    stale_inputs: list[dict] = field(default_factory=list)  # what --allow-stale let through
 
     def add_input(self, path: str | os.PathLike, role: str | None = None) -> None:
         p = Path(path)
@@ -114,10 +115,17 @@ class Manifest:
         self.inputs.append(entry)
 
     def add_dataset_input(self, lake: Lake, name: str) -> None:
-        """Record a lake dataset this run read, by the hash of its manifest."""
-        mpath = lake.path(name) / MANIFEST_NAME
-        digest = sha256_file(mpath) if mpath.exists() else None
-        self.inputs.append({"dataset": name, "manifest_sha256": digest})
+        """Record a lake dataset this run read, by the hash of its manifest.
+
+        First checks its lineage (`segtool.lineage.require_current`): a stale input is
+        refused unless the lake was opened with `allow_stale=True`, then it is recorded in
+        `stale_inputs`."""
+        from segtool import lineage
+
+        lineage.require_current(lake, [name], allow_stale=lake.allow_stale, manifest=self)
+        self.inputs.append(
+            {"dataset": name, "manifest_sha256": lineage.manifest_digest(lake, name)}
+        )
 
     def to_dict(self) -> dict:
         d = {
@@ -132,6 +140,8 @@ class Manifest:
             "versions": versions(),
         }
         d.update(_jsonable(self.extra))
+        if self.stale_inputs:  # only then, so manifests of current inputs keep their bytes
+            d["stale_inputs"] = _jsonable(self.stale_inputs)
         return d
 
     def to_json(self) -> str:
@@ -191,8 +201,16 @@ class Lake:
     >>> lake.scan("stays")                              # doctest: +SKIP
     """
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        *,
+        allow_stale: bool = False,
+        wait: float | None = None,
+    ):
         self.root = lake_root(root)
+        self.allow_stale = allow_stale  # read inputs whose lineage is stale (with a warning)
+        self.wait = wait  # seconds a writer waits for another job's lock (None: the default)
 
     def __repr__(self) -> str:
         return f"Lake({str(self.root)!r})"

@@ -1,7 +1,8 @@
 """What a lake holds: for every dataset (and every rejects dataset) its rows, files and
 size, distinct devices (where a `device` column exists), time range (over its Datetime
 columns), bounding box (of `lat`/`lon`, of H3 cell centres, or from GeoParquet metadata),
-and its last manifest.
+its last manifest, and whether it is stale (built from an earlier version of an upstream
+dataset: `segtool.lineage`).
 
 Everything is computed generically from the files, in one streaming pass per dataset, so
 datasets added by any command are described the same way. The bounding box is the only
@@ -36,6 +37,7 @@ _FIELDS = {
     "rows_in": pl.Int64,
     "rows_written": pl.Int64,
     "rows_rejected": pl.Int64,
+    "stale": pl.String,
 }
 
 
@@ -143,6 +145,12 @@ def describe(lake: Lake, name: str) -> dict:
         if aggs:
             stats = lf.select(aggs).collect(engine="streaming").row(0, named=True)
             row.update(stats)
+    if row["kind"] == "dataset":
+        from segtool.lineage import stale_inputs
+
+        found = stale_inputs(lake, name)
+        if found:  # the direct causes: what to rebuild
+            row["stale"] = "; ".join(s.message for s in found if s.dataset == name)
     row["manifest"] = manifest
     return row
 

@@ -20,7 +20,9 @@ def info(lake: LakeOpt = Path(DEFAULT_LAKE), fmt: Format = None, output: Output 
     One row per dataset, rejects datasets (`_rejects/<name>`) included. `devices` counts
     distinct pseudonyms where a `device` column exists; the time range spans every
     timestamp column; the bounding box covers `lat`/`lon` (or H3 cell centres, or the
-    GeoParquet bbox). `--format json` adds each dataset's full `_manifest.json`.
+    GeoParquet bbox). `stale` says when a dataset was built from an earlier version of an
+    upstream dataset, and what to run. `--format json` adds each dataset's full
+    `_manifest.json`.
 
     **Examples**
 
@@ -58,5 +60,6 @@ def info(lake: LakeOpt = Path(DEFAULT_LAKE), fmt: Format = None, output: Output 
             ).alias("bbox (lon, lat)"),
             "rows_rejected",
             "command",
+            "stale",
         )
     emit(flat, kind, output, title=f"lake {the_lake.root}")
