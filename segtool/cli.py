@@ -35,6 +35,7 @@ from segtool.commands import (
     synth,
 )
 from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError
+from segtool.pipeline import current as uptodate
 
 try:  # typer >= 0.24 carries its own copy of click
     from typer._click.exceptions import ClickException
@@ -124,6 +125,7 @@ app.command("visits")(mobility.visits)
 app.command("synth")(synth.synth)
 app.command("demo")(demo.demo)
 app.command("report")(report.report)
+uptodate.install(app)  # every stage command: "up to date" when its output is current; --force
 
 
 def main(argv: list[str] | None = None) -> int:
