@@ -31,6 +31,7 @@ from segtool.commands import (
     mobility,
     report,
     residential,
+    run,
     settings,
     synth,
 )
@@ -125,6 +126,7 @@ app.command("visits")(mobility.visits)
 app.command("synth")(synth.synth)
 app.command("demo")(demo.demo)
 app.command("report")(report.report)
+app.command("run")(run.run)
 uptodate.install(app)  # every stage command: "up to date" when its output is current; --force
 
 

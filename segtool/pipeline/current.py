@@ -216,6 +216,8 @@ def _wrap(fn, stage: Stage):
         status = check(stage, bound, lake, record)
         if status.current and not force:
             LAST.set(status)
+            for mpath in output_manifests(stage, bound, lake) or []:
+                os.utime(mpath)  # for make, whose targets the manifests are: now current
             console.info(f"{' '.join(stage.command)}: up to date (--force redoes it)")
             return None
         if not force and status.reasons and not any("does not exist" in r for r in status.reasons):
