@@ -35,7 +35,7 @@ from segtool.commands import (
     settings,
     synth,
 )
-from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError
+from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError, os_fault
 from segtool.pipeline import current as uptodate
 
 try:  # typer >= 0.24 carries its own copy of click
@@ -108,8 +108,11 @@ ingest_app.command("population")(ingest_geo.population)
 ingest_app.command("landuse")(ingest_geo.landuse)
 ingest_app.command("pois")(ingest_geo.pois)
 
-lake_app = typer.Typer(help="Inspect the lake.", no_args_is_help=True, rich_markup_mode="markdown")
+lake_app = typer.Typer(
+    help="Inspect the lake, collect its garbage.", no_args_is_help=True, rich_markup_mode="markdown"
+)
 lake_app.command("info")(lake.info)
+lake_app.command("gc")(lake.gc)
 
 app.add_typer(indices_app, name="indices")
 app.add_typer(ingest_app, name="ingest")
@@ -160,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.err().print("[red]interrupted[/]")
         return 130
-    except Exception as e:  # a bug in segtool, not the user's fault
+    except Exception as e:  # a bug in segtool, not the user's fault …
+        fault = os_fault(e)  # … unless the machine failed: a full disk, a read-only lake
+        if fault is not None:
+            console.err().print(f"[bold red]error:[/] {escape(str(fault))}", highlight=False)
+            return EXIT_USER
         if os.environ.get("SEGTOOL_DEBUG"):
             traceback.print_exc()
         console.err().print(

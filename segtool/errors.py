@@ -6,6 +6,11 @@
   (set SEGTOOL_DEBUG=1 to see the traceback).
 """
 
+import errno
+import os
+import re
+from pathlib import Path
+
 EXIT_OK = 0
 EXIT_USER = 1
 EXIT_INTERNAL = 2
@@ -41,3 +46,93 @@ class StaleInputError(SegtoolError):
     def __init__(self, message: str, *, hint: str | None = None, stale: list | None = None):
         super().__init__(message, hint=hint)
         self.stale = list(stale or [])
+
+
+class BusyError(SegtoolError):
+    """Another job holds the dataset this run writes (its lock), longer than `--wait`.
+
+    `holder` is the `segtool.lakelock.Holder` read from the lock file."""
+
+    def __init__(self, message: str, *, hint: str | None = None, holder=None):
+        super().__init__(message, hint=hint)
+        self.holder = holder
+
+
+class ConflictError(SegtoolError):
+    """Another job committed the dataset this run replaces, or an input it read, while it
+    ran: nothing was written, so no result mixes two versions."""
+
+
+# -- faults of the machine, not of segtool -----------------------------------------------
+# One mapping from operating-system errors to plain messages, used by the CLI for every
+# command (no try/except per command). polars reports some OS errors as its own exceptions
+# with "(os error N)" in the text, so the errno is also read from there.
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+_NOT_FOLDER = {errno.ENOTDIR, errno.EEXIST}
+
+
+def os_errno(e: BaseException) -> int | None:
+    """The errno of an OS error, also when polars wrapped it in its own exception."""
+    code = getattr(e, "errno", None) if isinstance(e, OSError) else None
+    if code is None:
+        m = _OS_ERROR.search(str(e))
+        code = int(m.group(1)) if m else None
+    return code
+
+
+def disk_full(e: BaseException) -> bool:
+    return os_errno(e) in _FULL
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def os_fault(e: BaseException) -> SegtoolError | None:
+    """A user-facing error for an OS fault (full disk, read-only or forbidden path, a file
+    where a folder is expected), or None when `e` is not one (then it is a bug)."""
+    code = os_errno(e)
+    if code is None:
+        return None
+    path = getattr(e, "segtool_path", None) or getattr(e, "filename", None)
+    where = f" {str(path)!r}" if path else ""
+    if code in _FULL:
+        written = getattr(e, "segtool_bytes_written", None)
+        need = f"; this step needed more than {_mb(written)}" if written else ""
+        free = ""
+        if path:
+            try:
+                import shutil
+
+                probe = next((p for p in [Path(path), *Path(path).parents] if p.exists()), None)
+                if probe is not None:
+                    free = f" ({_mb(shutil.disk_usage(probe).free)} free now)"
+            except OSError:  # pragma: no cover - the probe itself failed
+                pass
+        return SegtoolError(
+            f"no space left on the device of{where or ' the output'}{need}{free}; "
+            "nothing was half-written and the staging was removed",
+            hint="free some space or point --lake / -o (or TMPDIR) at a larger disk",
+        )
+    if code in _DENIED:
+        why = "read-only file system" if code == errno.EROFS else "permission denied"
+        return SegtoolError(
+            f"cannot write{where or ' the output'}: {why}",
+            hint="use a folder you may write to (--lake, -o), or fix its permissions",
+        )
+    if code in _NOT_FOLDER or code == errno.EISDIR:
+        what = (
+            "a folder where a file is expected"
+            if code == errno.EISDIR
+            else "a file where a folder is expected (or on the way to it)"
+        )
+        return SegtoolError(
+            f"{(where.strip() or 'a path')}: {what}",
+            hint="check --lake and -o: they must not run through an existing file",
+        )
+    if code in (errno.ENAMETOOLONG, errno.ELOOP, errno.EIO):
+        return SegtoolError(f"cannot use{where or ' a path'}: {os.strerror(code)}")
+    return None

@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-from segtool.errors import InputError
+from segtool.errors import ConflictError, InputError, UsageError
 
 DEFAULT_LAKE = "lake"
 MANIFEST_NAME = "_manifest.json"
@@ -114,6 +114,7 @@ class Manifest:
 
     def add_input(self, path: str | os.PathLike, role: str | None = None) -> None:
         p = Path(path)
+        _READ_FILES.add(str(p))
         entry = {"path": str(path), "sha256": sha256_file(p), "bytes": p.stat().st_size}
         if role:
             entry["role"] = role
@@ -157,12 +158,33 @@ class Manifest:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
+_READ_FILES: set[str] = set()  # input files recorded by this process (Manifest.add_input)
+
+
+def refuse_overwriting_inputs(path: str | os.PathLike) -> None:
+    """Raise `UsageError` if `path` is (the same file as) an input this process read."""
+    target = Path(path)
+    if not target.exists():
+        return
+    for p in list(_READ_FILES):
+        try:
+            same = os.path.samefile(target, p)
+        except OSError:  # the input is gone
+            continue
+        if same:
+            raise UsageError(
+                f"the output {str(target)!r} is the input {p!r}; writing it would destroy the input",
+                hint="choose another file for -o / --output",
+            )
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
+    refuse_overwriting_inputs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -182,6 +204,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
             frame.write_parquet(tmp)
     """
     path = Path(path)
+    refuse_overwriting_inputs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -218,6 +241,7 @@ class Lake:
         wait: float | None = None,
     ):
         self.root = lake_root(root)
+        _check_folder(self.root)
         self.allow_stale = allow_stale  # read inputs whose lineage is stale (with a warning)
         self.wait = wait  # seconds a writer waits for another job's lock (None: the default)
 
@@ -266,31 +290,93 @@ class Lake:
         return json.loads(mpath.read_text())
 
     @contextmanager
+    def lock(self, name: str, *, append: bool = False) -> Iterator[None]:
+        """Hold the writer lock of dataset `name` (see `segtool.lakelock`), waiting up to
+        `self.wait` seconds for another job. A replacing writer (not `append`) that had to
+        wait and finds that the other job committed `name` meanwhile raises
+        `ConflictError`: one clean winner, and the loser told. Staging folders of dead
+        runs of `name` are removed once the lock is held (`segtool.lakegc`)."""
+        from segtool import lakegc, lakelock, lineage
+
+        if lakelock.holds(self, name):
+            with lakelock.writer_lock(self, name):
+                yield
+            return
+        created = not self.root.exists()
+        base = lineage.manifest_digest(self, name)
+        try:
+            with lakelock.writer_lock(self, name, wait=self.wait) as waited_for:
+                now = lineage.manifest_digest(self, name)
+                if waited_for is not None and not append and now != base:
+                    raise ConflictError(
+                        f"{waited_for.describe()} replaced {name}/ in {str(self.root)!r} "
+                        "while this run waited for it; this run wrote nothing",
+                        hint="check which version you want; run again to replace it",
+                    )
+                lakegc.collect_dead(self, name)
+                yield
+        except BaseException:
+            if created:
+                _remove_if_only_locks(self.root)
+            raise
+
+    @contextmanager
     def writing(self, name: str, manifest: Manifest, *, append: bool = False) -> Iterator[Path]:
         """Yield a temporary folder to write dataset `name` into; on success the manifest
         is written into it and the folder replaces the old dataset in one rename.
 
         With `append=True` the temporary folder starts as a copy of the existing dataset
         (hard links where possible), so the new files add to it; the swap is still atomic.
+        The whole write holds the dataset's lock (`Lake.lock`); just before the swap, every
+        lake dataset the manifest records as an input must still be the version it
+        recorded, else `ConflictError` (a result is never built from two versions).
         """
-        final = self.path(name)  # may be nested, e.g. "_rejects/pings"
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
-        old = final.parent / f".old-{final.name}-{uuid.uuid4().hex}"
-        try:
-            if append and final.exists():
-                shutil.copytree(final, tmp, copy_function=_link_or_copy)
-            else:
-                tmp.mkdir()
-            yield tmp
-            manifest.parts = dataset_parts(tmp)
-            write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
+        with self.lock(name, append=append):
+            final = self.path(name)  # may be nested, e.g. "_rejects/pings"
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
+            old = final.parent / f".old-{final.name}-{uuid.uuid4().hex}"
+            try:
+                if append and final.exists():
+                    shutil.copytree(final, tmp, copy_function=_link_or_copy)
+                else:
+                    tmp.mkdir()
+                yield tmp
+                self._check_inputs_unchanged(manifest)
+                manifest.parts = dataset_parts(tmp)
+                write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
+                if final.exists():
+                    os.replace(final, old)
+                os.replace(tmp, final)
+            except Exception as e:
+                from segtool.errors import disk_full
+
+                if disk_full(e):  # how far it got, for the message (segtool.errors.os_fault)
+                    e.segtool_bytes_written = self._staged_bytes(name)  # type: ignore[attr-defined]
+                    e.segtool_path = getattr(e, "filename", None) or str(final)  # type: ignore[attr-defined]
+                raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _staged_bytes(self, name: str) -> int:
+        """Bytes in the staging of `name` now (its new version, spool, scratch)."""
+        from segtool.lakegc import staging
+        from segtool.lakelock import lock_key
+
+        return sum(s.bytes for s in staging(self) if lock_key(s.dataset) == lock_key(name))
+
+    def _check_inputs_unchanged(self, manifest: Manifest) -> None:
+        from segtool.lineage import manifest_digest
+
+        for entry in manifest.inputs:
+            name = entry.get("dataset") if isinstance(entry, dict) else None
+            if name and manifest_digest(self, name) != entry.get("manifest_sha256"):
+                raise ConflictError(
+                    f"{name}/ in {str(self.root)!r} was replaced by another job while this "
+                    "run read it; nothing was written",
+                    hint="run the command again (it then reads the new version)",
+                )
 
 
 def dataset_parts(folder: Path) -> list[dict]:
@@ -309,6 +395,38 @@ def dataset_parts(folder: Path) -> list[dict]:
             entry["rows"] = pq.read_metadata(p).num_rows
         out.append(entry)
     return out
+
+
+def _check_folder(path: Path) -> None:
+    """The lake must be a folder, or not exist yet below folders (not below a file)."""
+    for p in (path, *path.parents):
+        try:
+            if p.is_dir():
+                return
+            if p.exists():
+                raise InputError(
+                    f"{str(p)!r}: a file where a folder is expected"
+                    + ("" if p == path else f" (on the way to the lake {str(path)!r})"),
+                    hint="--lake must name a folder (it is created if missing)",
+                )
+        except OSError:  # unreadable: let the operation itself report it
+            return
+
+
+def _remove_if_only_locks(root: Path) -> None:
+    """Remove a lake folder this run created if it holds nothing but lock files and empty
+    folders (a refused first ingest leaves no empty lake behind)."""
+    from segtool.lakelock import LOCKS
+
+    try:
+        for p in root.iterdir():
+            if p.name == LOCKS and p.is_dir():
+                continue
+            if not (p.is_dir() and not any(f.is_file() for f in p.rglob("*"))):
+                return
+        shutil.rmtree(root, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def _link_or_copy(src: str, dst: str) -> None:

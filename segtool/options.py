@@ -10,6 +10,14 @@ import typer
 
 from segtool.present import OutputFormat
 
+
+def _lake_path(value: str) -> Path:
+    """`--lake ""` would write into the current folder: refuse it."""
+    if not str(value).strip():
+        raise typer.BadParameter("the lake folder must not be empty (default: ./lake)")
+    return Path(value)
+
+
 Lake = Annotated[
     Path,
     typer.Option(
@@ -17,6 +25,8 @@ Lake = Annotated[
         envvar="SEGTOOL_LAKE",
         help="Lake folder of Parquet datasets.",
         show_default=True,
+        parser=_lake_path,
+        metavar="DIR",
     ),
 ]
 Format = Annotated[
@@ -63,5 +73,25 @@ Reference = Annotated[
     typer.Option(
         "--reference",
         help="Reference shares of S: uniform 1/K (Moro et al.) or population shares.",
+    ),
+]
+
+AllowStale = Annotated[
+    bool,
+    typer.Option(
+        "--allow-stale",
+        help="Read inputs built from an earlier version of their own inputs (a warning, "
+        "recorded in the output's manifest) instead of refusing.",
+    ),
+]
+Wait = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        envvar="SEGTOOL_WAIT",
+        help="Seconds to wait for another job writing the same dataset, then give up "
+        "naming it (exit 1).",
+        show_default=True,
     ),
 ]

@@ -12,7 +12,9 @@ from segtool import console
 from segtool.errors import InputError, UsageError
 from segtool.lake import Lake as LakeStore
 from segtool.lake import Manifest
+from segtool.lakelock import DEFAULT_WAIT
 from segtool.options import (
+    AllowStale,
     Format,
     Lake,
     MinDevices,
@@ -20,6 +22,7 @@ from segtool.options import (
     Reference,
     ReferenceShares,
     Seed,
+    Wait,
 )
 from segtool.present import emit
 
@@ -39,6 +42,8 @@ class Resample(StrEnum):
 
 def experienced(
     lake: Lake = Path("lake"),
+    allow_stale: AllowStale = False,
+    wait: Wait = DEFAULT_WAIT,
     visits: Path | None = typer.Option(
         None,
         "--visits",
@@ -167,7 +172,7 @@ def experienced(
     if len(sources) > 1:
         raise UsageError("choose one input: the lake's visits, --visits, --flows or --use-flows")
     manifest = Manifest(command=COMMAND, parameters=params, seed=seed)
-    store = LakeStore(lake)
+    store = LakeStore(lake, allow_stale=allow_stale, wait=wait)
     pop = _read_population(population, manifest)
     ses_frame = _read_ses(ses, ses_column, manifest)
 

@@ -17,7 +17,8 @@ from segtool.ingest.fields import parse_bbox
 from segtool.ingest.pseudonym import load_key
 from segtool.ingest.timeparse import DEFAULT_TZ, EPOCH_UNITS
 from segtool.lake import DEFAULT_LAKE, Lake
-from segtool.options import Format
+from segtool.lakelock import DEFAULT_WAIT
+from segtool.options import Format, Wait
 from segtool.options import Lake as LakeOpt
 from segtool.present import emit, resolve_format
 
@@ -191,6 +192,7 @@ def show_report(report, fmt) -> None:
 def pings(
     files: Files,
     lake: LakeOpt = Path(DEFAULT_LAKE),
+    wait: Wait = DEFAULT_WAIT,
     id: IdCol = None,
     time: TimeCol = None,
     lat: LatCol = None,
@@ -254,13 +256,14 @@ def pings(
         max_accuracy=None if max_acc is None else float(max_acc),
         **_common(conf, tz, delimiter, encoding, epoch_unit),
     )
-    report = ingest_pings(files, Lake(lake), params, key=key, config=conf, append=append)
+    report = ingest_pings(files, Lake(lake, wait=wait), params, key=key, config=conf, append=append)
     show_report(report, fmt)
 
 
 def stays(
     files: Files,
     lake: LakeOpt = Path(DEFAULT_LAKE),
+    wait: Wait = DEFAULT_WAIT,
     id: IdCol = None,
     start: Annotated[str | None, _col("start", "stay's start time")] = None,
     end: Annotated[str | None, _col("end", "stay's end time")] = None,
@@ -309,13 +312,14 @@ def stays(
         bbox=parse_bbox(_opt(bbox, conf, "bbox", None)),
         **_common(conf, tz, delimiter, encoding, epoch_unit),
     )
-    report = ingest_stays(files, Lake(lake), params, key=key, config=conf, append=append)
+    report = ingest_stays(files, Lake(lake, wait=wait), params, key=key, config=conf, append=append)
     show_report(report, fmt)
 
 
 def flows(
     files: Files,
     lake: LakeOpt = Path(DEFAULT_LAKE),
+    wait: Wait = DEFAULT_WAIT,
     origin: Annotated[str | None, _col("origin", "origin (area id or H3 cell)")] = None,
     destination: Annotated[
         str | None, _col("destination", "destination (area id or H3 cell)")
@@ -377,5 +381,5 @@ def flows(
         destination_kind=destination_kind,
         **_common(conf, tz, delimiter, encoding, epoch_unit),
     )
-    report = ingest_flows(files, Lake(lake), params, config=conf, append=append)
+    report = ingest_flows(files, Lake(lake, wait=wait), params, config=conf, append=append)
     show_report(report, fmt)

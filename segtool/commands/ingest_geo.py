@@ -12,7 +12,8 @@ import typer
 from segtool import console, present
 from segtool.ingest.geofile import IngestReport, parse_bbox
 from segtool.lake import Lake
-from segtool.options import Format
+from segtool.lakelock import DEFAULT_WAIT
+from segtool.options import Format, Wait
 from segtool.options import Lake as LakeOpt
 
 Res = Annotated[
@@ -138,6 +139,7 @@ def population(
         ),
     ] = None,
     lake: LakeOpt = Path("lake"),
+    wait: Wait = DEFAULT_WAIT,
     fmt: Format = None,
 ) -> None:
     """Ingest register population: group counts per area (or grid square, or point).
@@ -173,7 +175,7 @@ def population(
         x=x,
         y=y,
     )
-    target = Lake(lake)
+    target = Lake(lake, wait=wait)
     with _stages() as stage:
         report = ingest_population(file, target, areas=areas, params=params, on_stage=stage)
     _report(report, target, fmt)
@@ -202,6 +204,7 @@ def landuse(
     layer: Layer = None,
     crs: Crs = None,
     lake: LakeOpt = Path("lake"),
+    wait: Wait = DEFAULT_WAIT,
     fmt: Format = None,
 ) -> None:
     """Ingest land-use polygons as per-hexagon shares by category.
@@ -230,7 +233,7 @@ def landuse(
         bbox=parse_bbox(bbox),
         priority=_split(priority),
     )
-    target = Lake(lake)
+    target = Lake(lake, wait=wait)
     with _stages() as stage:
         report = ingest_landuse(geofile, target, params=params, on_stage=stage)
     _report(report, target, fmt)
@@ -247,6 +250,7 @@ def pois(
     layer: Layer = None,
     crs: Crs = None,
     lake: LakeOpt = Path("lake"),
+    wait: Wait = DEFAULT_WAIT,
     fmt: Format = None,
 ) -> None:
     """Ingest points of interest as counts per hexagon and category.
@@ -264,7 +268,7 @@ def pois(
     from segtool.ingest.pois import PoiParams, ingest_pois
 
     params = PoiParams(category=category, res=res, layer=layer, crs=crs, bbox=parse_bbox(bbox))
-    target = Lake(lake)
+    target = Lake(lake, wait=wait)
     with _stages() as stage:
         report = ingest_pois(geofile, target, params=params, on_stage=stage)
     _report(report, target, fmt)

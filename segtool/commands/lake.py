@@ -8,6 +8,7 @@ import polars as pl
 from rich.markup import escape
 
 from segtool import console
+from segtool.errors import InputError
 from segtool.lake import DEFAULT_LAKE, Lake
 from segtool.options import Format, Output
 from segtool.options import Lake as LakeOpt
@@ -63,3 +64,67 @@ def info(lake: LakeOpt = Path(DEFAULT_LAKE), fmt: Format = None, output: Output 
             "stale",
         )
     emit(flat, kind, output, title=f"lake {the_lake.root}")
+
+
+def gc(lake: LakeOpt = Path(DEFAULT_LAKE), fmt: Format = None, output: Output = None) -> None:
+    """Remove the staging folders left in the lake by runs that died, and say what it freed.
+
+    A run stages its work in `.tmp-*`, `.spool-*`, `.scratch-*` and `.old-*` folders and
+    renames the result into place; a killed run (`kill -9`, power loss) leaves them behind.
+    A folder is removed only when no live job holds its dataset's lock (the kernel drops
+    the lock of a dead process); folders of running jobs are kept and listed with their
+    job. Every run of a stage does the same for its own dataset before it starts.
+
+    **Examples**
+
+    ```
+    segtool lake gc --lake lake
+    segtool lake gc --lake lake --format json
+    ```
+    """
+    from segtool.lakegc import collect
+
+    the_lake = Lake(lake)
+    if not the_lake.root.is_dir():
+        raise InputError(f"there is no lake folder {str(the_lake.root)!r}")
+    removed, kept = collect(the_lake)
+    rows = [
+        {
+            "path": str(s.path),
+            "dataset": s.dataset,
+            "kind": s.kind,
+            "bytes": s.bytes,
+            "action": "removed",
+            "held_by": None,
+        }
+        for s in removed
+    ] + [
+        {
+            "path": str(s.path),
+            "dataset": s.dataset,
+            "kind": s.kind,
+            "bytes": s.bytes,
+            "action": "kept",
+            "held_by": who,
+        }
+        for s, who in kept
+    ]
+    schema = {
+        "path": pl.String,
+        "dataset": pl.String,
+        "kind": pl.String,
+        "bytes": pl.Int64,
+        "action": pl.String,
+        "held_by": pl.String,
+    }
+    frame = pl.DataFrame(rows, schema=schema)
+    freed = sum(s.bytes for s in removed)
+    console.info(
+        escape(
+            f"lake gc: removed {len(removed)} staging folder(s) of dead runs, freed "
+            f"{freed / 1e6:,.1f} MB; kept {len(kept)} of running jobs"
+        )
+    )
+    kind = resolve_format(fmt, output)
+    if frame.height or kind != "table":
+        emit(frame, kind, output, title=f"staging in {the_lake.root}")

@@ -13,6 +13,7 @@ from segtool.errors import InputError, UsageError
 from segtool.lake import Lake as LakeStore
 from segtool.lake import Manifest, atomic_file, write_manifest_beside
 from segtool.options import (
+    AllowStale,
     Format,
     Lake,
     MinDevices,
@@ -28,6 +29,7 @@ COMMAND = "indices landuse"
 
 def landuse(
     lake: Lake = Path("lake"),
+    allow_stale: AllowStale = False,
     places: Path | None = typer.Option(
         None,
         "--places",
@@ -104,7 +106,7 @@ def landuse(
         ".parquet", ".pq", ".geoparquet", ".csv",
     ):  # fmt: skip
         raise UsageError(f"--hexagons {str(hexagons)!r}: name a .parquet, .geoparquet or .csv file")
-    store = LakeStore(lake)
+    store = LakeStore(lake, allow_stale=allow_stale)
     store.require("landuse")
     manifest = Manifest(command=COMMAND, parameters=params, seed=seed if bootstrap else None)
 

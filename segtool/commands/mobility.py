@@ -26,6 +26,8 @@ from segtool import console, options
 from segtool.errors import InputError, UsageError
 from segtool.exact import seconds_sum
 from segtool.lake import Lake, Manifest
+from segtool.lakelock import DEFAULT_WAIT
+from segtool.options import AllowStale, Wait
 from segtool.present import emit, resolve_format
 from segtool.schema import validate
 
@@ -132,6 +134,8 @@ def _share(part: int, whole: int) -> float | None:
 
 def stays(
     lake: options.Lake = Path("lake"),
+    allow_stale: AllowStale = False,
+    wait: Wait = DEFAULT_WAIT,
     radius: Annotated[
         float, typer.Option("--radius", "-r", help="Radius r (m) around the running centre.")
     ] = 30.0,
@@ -212,7 +216,7 @@ def stays(
         merge_gap_s=parse_duration(merge_gap, "--merge-gap"),
         use_accuracy=accuracy,
     )
-    lk = Lake(lake)
+    lk = Lake(lake, allow_stale=allow_stale, wait=wait)
     if lk.exists("stays") and not force:
         made_by = (lk.manifest("stays") or {}).get("command")
         if made_by != "stays":
@@ -300,7 +304,11 @@ def _device_buckets(lake: Lake, pings: pl.LazyFrame, n: int, bar) -> Iterator[li
 
 def homes(
     lake: options.Lake = Path("lake"),
-    res: Annotated[int, typer.Option("--res", min=5, max=12, help="H3 resolution of home cells (5–12).")] = 9,
+    allow_stale: AllowStale = False,
+    wait: Wait = DEFAULT_WAIT,
+    res: Annotated[
+        int, typer.Option("--res", min=5, max=12, help="H3 resolution of home cells (5–12).")
+    ] = 9,
     tz: Annotated[str, typer.Option("--tz", help="Local time zone of the night window.")] = (
         "Europe/Stockholm"
     ),
@@ -357,7 +365,7 @@ def homes(
         min_work_days=min_work_days,
         country=country,
     )
-    lk = Lake(lake)
+    lk = Lake(lake, allow_stale=allow_stale, wait=wait)
     stays_lf = _scan(lk, "stays")
     areas = None
     if lk.exists("areas"):
@@ -403,6 +411,8 @@ def _median(series: pl.Series) -> float | None:
 
 def groups(
     lake: options.Lake = Path("lake"),
+    allow_stale: AllowStale = False,
+    wait: Wait = DEFAULT_WAIT,
     soft: Annotated[
         bool,
         typer.Option(
@@ -465,7 +475,7 @@ def groups(
         order=tuple(g.strip() for g in order.split(",") if g.strip()) if order else None,
         trim=trim,
     )
-    lk = Lake(lake)
+    lk = Lake(lake, allow_stale=allow_stale, wait=wait)
     homes_df = _scan(lk, "homes").collect() if lk.exists("homes") else None
     population = None
     if lk.exists("population"):
@@ -558,7 +568,11 @@ def _print_lines(title: str, summary: dict) -> None:
 
 def visits(
     lake: options.Lake = Path("lake"),
-    res: Annotated[int, typer.Option("--res", min=5, max=12, help="H3 analysis resolution (5–12).")] = 9,
+    allow_stale: AllowStale = False,
+    wait: Wait = DEFAULT_WAIT,
+    res: Annotated[
+        int, typer.Option("--res", min=5, max=12, help="H3 analysis resolution (5–12).")
+    ] = 9,
     tz: Annotated[str, typer.Option("--tz", help="Local time zone of slots and day types.")] = (
         "Europe/Stockholm"
     ),
@@ -618,7 +632,7 @@ def visits(
         country=country,
     )
     rule = DeviceFilter(min_days=min_days, min_places=min_places)
-    lk = Lake(lake)
+    lk = Lake(lake, allow_stale=allow_stale, wait=wait)
     stays_lf = _scan(lk, "stays")
     manifest = Manifest(
         command="visits", parameters={"visits": asdict(params), "filters": asdict(rule)}

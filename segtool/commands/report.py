@@ -10,11 +10,12 @@ from segtool import console
 from segtool.errors import UsageError
 from segtool.lake import Lake as LakeStore
 from segtool.lake import Manifest, write_manifest_beside
-from segtool.options import Lake, MinDevices, Seed
+from segtool.options import AllowStale, Lake, MinDevices, Seed
 
 
 def report(
     lake: Lake = Path("lake"),
+    allow_stale: AllowStale = False,
     out: Path = typer.Option(
         Path("report.html"), "--out", "-o", help="The HTML file to write.", dir_okay=False
     ),
@@ -76,7 +77,7 @@ def report(
         min_coverage=min_coverage,
         title=title,
     )
-    store = LakeStore(lake)
+    store = LakeStore(lake, allow_stale=allow_stale)
     with console.progress() as bar:
         bar.add_task("computing the report's indices and figures", total=None)
         result = build_report(store, params)

@@ -31,6 +31,7 @@ from segtool.errors import UsageError
 from segtool.ingest.fields import present
 
 ENV_VAR = "SEGTOOL_SALT"
+MIN_DISTINCT_BYTES = 8  # fewer distinct byte values: a guessable secret (aaaa…, 1212…)
 MIN_SECRET_BYTES = 16
 SYNTHETIC_KEY = b"segtool synthetic data: public key, not a secret"
 _FINGERPRINT_MESSAGE = b"segtool key fingerprint v1"
@@ -84,6 +85,18 @@ def _checked(secret: bytes, where: str) -> bytes:
     if len(secret) < MIN_SECRET_BYTES:
         raise UsageError(
             f"the secret in {where} is {len(secret)} bytes; at least {MIN_SECRET_BYTES} are needed",
+            hint="`python -c 'import secrets; print(secrets.token_hex(32))'` makes a good one",
+        )
+    if not secret.strip():
+        raise UsageError(
+            f"the secret in {where} is only whitespace: anyone could guess it",
+            hint="`python -c 'import secrets; print(secrets.token_hex(32))'` makes a good one",
+        )
+    distinct = len(set(secret))
+    if distinct < MIN_DISTINCT_BYTES:
+        raise UsageError(
+            f"the secret in {where} has only {distinct} distinct byte value(s); at least "
+            f"{MIN_DISTINCT_BYTES} are needed (a repeated character is easy to guess)",
             hint="`python -c 'import secrets; print(secrets.token_hex(32))'` makes a good one",
         )
     return secret

@@ -355,6 +355,8 @@ class InputFile:
                             pieces.append(stream.readline())
                     except (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, OSError) as e:
                         done = line - 1 + sum(p.count(b"\n") for p in pieces)
+                        # the failing read drops what it had decoded: count it again exactly
+                        done = max(done, lines_that_decode(self.path, self.compression))
                         raise InputError(
                             f"{self.path}: the {self.compression} data are truncated or corrupt "
                             f"after line {done}: {e}",
@@ -371,6 +373,38 @@ class InputFile:
             raw.close()
         self.sha256 = raw.sha256.hexdigest()
         self.bytes_read = raw.position
+
+
+def _decompressor(compression: str):
+    if compression == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if compression == "bz2":
+        return bz2.BZ2Decompressor()
+    if compression == "xz":
+        return lzma.LZMADecompressor()
+    return None
+
+
+def lines_that_decode(path: str | Path, compression: str) -> int:
+    """How many complete lines (newline-terminated, the header included) of a truncated or
+    corrupt compressed file decode before the damage: one incremental pass, constant
+    memory. Concatenated gzip/bz2/xz members are followed."""
+    dec = _decompressor(compression)
+    if dec is None:
+        return 0
+    lines = 0
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                while block:
+                    lines += dec.decompress(block).count(b"\n")
+                    if not dec.eof:
+                        break
+                    block = dec.unused_data  # the next member, if any
+                    dec = _decompressor(compression)
+    except (EOFError, zlib.error, lzma.LZMAError, OSError, ValueError):
+        pass
+    return lines
 
 
 def _update(digest, data) -> None:
