@@ -34,6 +34,7 @@ from segtool.commands import (
     run,
     settings,
     synth,
+    verify,
 )
 from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError, os_fault
 from segtool.pipeline import current as uptodate
@@ -113,6 +114,7 @@ lake_app = typer.Typer(
 )
 lake_app.command("info")(lake.info)
 lake_app.command("gc")(lake.gc)
+lake_app.command("verify")(verify.verify)
 
 app.add_typer(indices_app, name="indices")
 app.add_typer(ingest_app, name="ingest")
