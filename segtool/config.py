@@ -169,6 +169,7 @@ def _walk(command, table: dict, cpath: tuple, inherited: dict, path, lines, out)
         scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
         subtables = {k: v for k, v in table.items() if isinstance(v, dict)}
         scope = {**inherited, **{_norm(k): (v, cpath + (k,)) for k, v in scalars.items()}}
+        tables: dict[str, dict] = {}
         for key, sub in subtables.items():
             if not cpath and key in NON_COMMAND and key not in command.commands:
                 continue
@@ -180,7 +181,10 @@ def _walk(command, table: dict, cpath: tuple, inherited: dict, path, lines, out)
                     f"{'segtool' if not cpath else 'segtool ' + ' '.join(cpath)} has no command {key!r}",
                     hint=f"commands: {known}",
                 )
-            _walk(command.commands[name], sub, cpath + (name,), scope, path, lines, out)
+            tables[name] = sub
+        if scope or tables:  # every command below, with a table or not, takes scope's keys
+            for name, sub in command.commands.items():
+                _walk(sub, tables.get(name, {}), cpath + (name,), scope, path, lines, out)
         for key, (_, keys) in scope.items():
             if key in inherited:
                 continue  # checked where it was written

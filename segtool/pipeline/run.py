@@ -60,15 +60,8 @@ def run_stages(
 
     contexts = []
     for stage in stages:
-        parent = root_ctx
-        command = root_ctx.command
-        for name in stage.command[:-1]:
-            command = command.commands[name]
-            parent = click.Context(command, info_name=name, parent=parent)
-        leaf = command.commands[stage.command[-1]]
-        args = ["--force"] if force else []
         try:
-            ctx = leaf.make_context(stage.command[-1], args, parent=parent)
+            ctx = command_context(root_ctx, stage.command, ["--force"] if force else [])
         except click.exceptions.ClickException as e:
             raise UsageError(
                 f"stage {stage.name} cannot run: {e.format_message()}",
@@ -102,6 +95,20 @@ def run_stages(
                 results.append(StageResult(stage.name, "ran", took, why))
             bar.advance(task)
     return results
+
+
+def command_context(root_ctx, path: tuple[str, ...], args: list[str]):
+    """The click context of command `path` (e.g. ("ingest", "pings")) parsed from `args`
+    below `root_ctx`: its parameters resolved from the command line, the environment and
+    the root's `default_map` (the config file) as typing the command would."""
+    from typer import _click as click
+
+    parent = root_ctx
+    command = root_ctx.command
+    for name in path[:-1]:
+        command = command.commands[name]
+        parent = click.Context(command, info_name=name, parent=parent)
+    return command.commands[path[-1]].make_context(path[-1], list(args), parent=parent)
 
 
 class _null:
