@@ -55,9 +55,9 @@ def fingerprint(stage: Stage, params: dict, lake: Lake) -> dict:
     for name, value in sorted(params.items()):
         if name in stage.ignore:
             continue
-        options[name] = _plain(value)
-        if name in stage.file_options:
+        if name in stage.file_options:  # where the output goes: its manifest lies there
             continue
+        options[name] = _plain(value)
         for v in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(v, (str, os.PathLike)) and str(v):
                 p = Path(v)

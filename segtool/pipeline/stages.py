@@ -77,7 +77,8 @@ STAGES: tuple[Stage, ...] = (
         ("report",),
         file_options=("out",),
         reads=(*_REPORT_READS, "landuse", "pois"),
-        ignore=_FILE_IGNORE,
+        ignore=(*_FILE_IGNORE, "figures"),  # a copy of the figures: not part of the result
+        rerun_if=("figures",),
     ),
 )
 BY_NAME = {s.name: s for s in STAGES}

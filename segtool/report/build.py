@@ -69,6 +69,15 @@ def _ci(row: dict | None) -> str:
     return f" (95% CI {row['ci_low']:.3f}–{row['ci_high']:.3f})"
 
 
+def _area_outlines(lake) -> list:
+    """The register areas' boundaries (from `areas/`) for the map; none without areas."""
+    if lake is None or not lake.exists("areas"):
+        return []
+    from segtool.geo.outlines import outlines
+
+    return outlines(lake.scan("areas").select("geometry").collect()["geometry"])
+
+
 class _Builder:
     def __init__(self, data: ReportData):
         self.data = data
@@ -216,12 +225,14 @@ class _Builder:
         if not self.data.landuse.missing:
             area = self.data.landuse.data["study_area"]
             background = area.filter(~area.is_in(places["place"].implode()))
-        fig = F.segregation_map(places, background, p.min_devices)
+        outlines = _area_outlines(self.data.lake)
+        fig = F.segregation_map(places, background, p.min_devices, outlines)
         self.add_figure(
             "place_segregation_map", fig,
             "Map of hexagons coloured by place segregation S",
             "Each hexagon (about 0.1 km²) coloured by its S, from the time all visitors "
-            "spent there. Plain longitude/latitude axes, no background map.",
+            "spent there" + (", over the outlines of the register areas" if outlines else "")
+            + "; the bar gives the distance. No background map is fetched.",
             fmt="svg" if places.height <= MAP_SVG_LIMIT else "png",
         )  # fmt: skip
         fig = F.histograms_by_group(s.data["histogram"], groups, p.min_devices)
