@@ -194,3 +194,13 @@ def test_config_show_says_where_each_value_came_from(here, cli, monkeypatch):
         "env SEGTOOL_VISITS_RES",
     }
     assert cli("config", "show", "nosuch").code == 1
+
+
+@pytest.mark.parametrize(
+    "argv", [("run",), ("config", "show"), ("lake", "verify"), ("stays",), ("indices", "experienced")]
+)
+def test_help_has_examples_and_stages_have_force(cli, argv):
+    r = cli(*argv, "--help")
+    assert r.code == 0 and "Examples" in r.out
+    if argv in (("stays",), ("indices", "experienced"), ("run",)):
+        assert "--force" in r.out
