@@ -256,6 +256,10 @@ def _setting(command, cpath, param, value, keys, path: Path, lines) -> Setting:
         param.get_runtime_param().coerce(value, param=param, ctx=ctx)
     except click.exceptions.BadParameter as e:
         raise ConfigError(f"{'.'.join(keys)} = {value!r} in {where}: {e.message}") from None
+    if type(param).__name__ == "TyperArgument":  # input files: named, so they must exist
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and not any(c in v for c in "*?[") and not Path(v).exists():
+                raise ConfigError(f"{'.'.join(keys)} in {where} names a missing file: {v}")
     return Setting(command=cpath, param=param.name, value=value, where=where)
 
 

@@ -71,7 +71,8 @@ def test_pyproject_tool_segtool_and_its_lines(here):
 
 def test_relative_paths_are_relative_to_the_config_file(here):
     sub = here / "conf"
-    sub.mkdir()
+    (sub / "data").mkdir(parents=True)
+    (sub / "data" / "a.csv").write_text("x\n")
     (sub / "city.toml").write_text('lake = "lake"\n[ingest.pings]\nfiles = ["data/a.csv"]\n')
     p = _params(("ingest", "pings"), explicit=sub / "city.toml")
     assert str(p["lake"]) == str(sub / "lake")
@@ -112,10 +113,19 @@ def test_relative_paths_are_relative_to_the_config_file(here):
             r"'ingest\.pings\.salt' in segtool\.toml:2: a secret",
         ),
         ("[visits\nres = 9\n", r"segtool\.toml: not valid TOML.*line 1"),
+        (
+            '[ingest.pings]\nfiles = ["a.csv", "gone.csv"]\n',
+            r"ingest\.pings\.files in segtool\.toml:2 names a missing file: gone\.csv",
+        ),
+        (
+            '[groups]\nattributes = "gone.csv"\n',
+            r"groups\.attributes = 'gone\.csv' in segtool\.toml:2: .*does not exist",
+        ),
     ],
 )
 def test_bad_config_names_key_and_line(here, text, message):
     (here / "segtool.toml").write_text(text)
+    (here / "a.csv").write_text("x\n")
     with pytest.raises(config.ConfigError, match=message):
         _params(("visits",))
 
@@ -197,7 +207,8 @@ def test_config_show_says_where_each_value_came_from(here, cli, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "argv", [("run",), ("config", "show"), ("lake", "verify"), ("stays",), ("indices", "experienced")]
+    "argv",
+    [("run",), ("config", "show"), ("lake", "verify"), ("stays",), ("indices", "experienced")],
 )
 def test_help_has_examples_and_stages_have_force(cli, argv):
     r = cli(*argv, "--help")
