@@ -135,3 +135,22 @@ def test_run_refuses_before_writing_anything(here, cli):
     r = cli("run", "ingest.pings", "stays")
     assert r.code == 1 and "ingest.pings cannot run" in r.err and "[ingest.pings]" in r.err
     assert not (here / "L").exists()
+
+
+def test_manifests_record_effective_options_never_the_secret(here, cli, monkeypatch):
+    secret = "k3y-for-the-test-0123456789"
+    monkeypatch.setenv("SEGTOOL_SALT", secret)
+    csv = here / "p.csv"
+    csv.write_text(
+        "id,ts,lat,lon\nphone-a,2024-05-06T08:00:00Z,59.33,18.06\n"
+        "phone-b,2024-05-06T08:05:00Z,59.34,18.07\n"
+    )
+    (here / "segtool.toml").write_text('lake = "L"\n[ingest.pings]\nmax_accuracy = 50.0\n')
+    r = cli("ingest", "pings", csv)
+    assert r.code == 0, r.err
+    text = (here / "L" / "pings" / "_manifest.json").read_text()
+    assert json.loads(text)["invocation"]["options"]["max_accuracy"] == 50.0
+    for path in (here / "L").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert secret.encode() not in data and b"phone-a" not in data, path
