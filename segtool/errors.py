@@ -83,6 +83,22 @@ def os_errno(e: BaseException) -> int | None:
     return code
 
 
+def _path_in_message(text: str) -> str | None:
+    m = re.search(r"\(os error \d+\): (.+)$", text.strip())
+    return m.group(1).strip() if m else None
+
+
+def _dataset_of(path: str) -> Path | None:
+    """The lake dataset folder (one holding `_manifest.json`) that `path` lay in, if any."""
+    p = Path(path)
+    if p.exists():
+        return None
+    for parent in p.parents:
+        if (parent / "_manifest.json").exists():
+            return parent
+    return None
+
+
 def disk_full(e: BaseException) -> bool:
     return os_errno(e) in _FULL
 
@@ -132,6 +148,16 @@ def os_fault(e: BaseException) -> SegtoolError | None:
         return SegtoolError(
             f"{(where.strip() or 'a path')}: {what}",
             hint="check --lake and -o: they must not run through an existing file",
+        )
+    if code == errno.ENOENT:  # only a lake file that vanished mid-read is the machine's doing
+        gone = path or _path_in_message(str(e))
+        dataset = _dataset_of(gone) if gone else None
+        if dataset is None:
+            return None
+        return SegtoolError(
+            f"a file of {str(dataset)!r} vanished while this run read it: another job "
+            "replaced that dataset meanwhile; nothing was written",
+            hint="run the command again (it then reads the new version)",
         )
     if code in (errno.ENAMETOOLONG, errno.ELOOP, errno.EIO):
         return SegtoolError(f"cannot use{where or ' a path'}: {os.strerror(code)}")

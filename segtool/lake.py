@@ -11,10 +11,12 @@ the same inputs gives the same bytes — data and manifest alike.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -178,6 +180,35 @@ def refuse_overwriting_inputs(path: str | os.PathLike) -> None:
             )
 
 
+def _temp_beside(path: Path) -> Path:
+    """A temporary name beside `path` that records host and pid, after removing the
+    temporaries of `path` left by dead processes of this host (a killed run's leftovers)."""
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
+    pattern = re.compile(
+        rf"^\.{re.escape(path.name)}\.{re.escape(host)}\.(\d+)-[0-9a-f]{{32}}\.tmp$"
+    )
+    try:
+        for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            m = pattern.match(p.name)
+            if m and not _alive(int(m.group(1))):
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    except OSError:
+        pass
+    return path.with_name(f".{path.name}.{host}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
@@ -186,7 +217,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     refuse_overwriting_inputs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = _temp_beside(path)
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
@@ -206,7 +237,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     refuse_overwriting_inputs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = _temp_beside(path)
     try:
         yield tmp
         os.replace(tmp, path)

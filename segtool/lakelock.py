@@ -5,6 +5,8 @@
   writer polls for `wait` seconds; then it either proceeds (an append then includes the
   first writer's rows, because it reads the dataset only once it holds the lock) or exits 1
   naming the holder (pid, host, command, since), which the holder wrote into the lock file.
+  The holder removes the lock file as it lets go (a waiter then checks that the file it
+  locked is still the one at the path), so an idle lake holds no lock files.
   `_rejects/<name>` shares the lock of `<name>`. The kernel drops a lock when its process
   dies, even by `kill -9`, so a lock is never left behind.
 - **Readers** take no lock and never wait. A new version replaces the old one by one
@@ -78,7 +80,10 @@ def read_holder(path: Path) -> Holder:
 
 
 def _me() -> bytes:
-    argv = " ".join(["segtool", *sys.argv[1:]]) if sys.argv else "segtool"
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "segtool"
+    if prog in ("__main__.py", "segtool", "-c", ""):  # python -m segtool, the script, in-process
+        prog = "segtool"
+    argv = " ".join([prog, *sys.argv[1:]])
     return json.dumps(
         {
             "pid": os.getpid(),
@@ -103,25 +108,10 @@ def waiting(lake: Lake, name: str) -> list[int]:
     return sorted(int(p.name[len(prefix) :]) for p in path.parent.glob(f"{prefix}*"))
 
 
-def is_locked(lake: Lake, name: str) -> Holder | None:
-    """The holder if some *other* process holds the writer lock of `name`, else None."""
-    path = lock_path(lake, name)
-    if str(path) in _held or not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return read_holder(path)
-    finally:
-        os.close(fd)  # closing drops the test lock
-    return None
-
-
 @contextmanager
 def writer_lock(lake: Lake, name: str, *, wait: float | None = None) -> Iterator[Holder | None]:
-    """Hold the writer lock of dataset `name`; yields the job it had to wait for (None if
-    the lock was free).
+    """Hold the writer lock of dataset `name`; yields the last job it had to wait for (None
+    if the lock was free).
 
     Raises `BusyError` (exit 1) naming the holder when it is still held after `wait` seconds.
     """
@@ -135,20 +125,28 @@ def writer_lock(lake: Lake, name: str, *, wait: float | None = None) -> Iterator
             _held[key][1] -= 1
         return
     wait = DEFAULT_WAIT if wait is None else max(0.0, float(wait))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     waited: Holder | None = None
     waiting = path.with_name(f"{path.name}.waiting-{os.getpid()}")  # shows who queues
     deadline = time.monotonic() + wait
+    fd = -1
     try:
         while True:
+            if fd < 0:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                if _same_file(fd, path):
+                    break
+                os.close(fd)  # the holder removed that file as it let go: open it afresh
+                fd = -1
+                continue
             except BlockingIOError:
                 if waited is None:
-                    waited = read_holder(path)
                     waiting.touch()
+                seen = read_holder(path)  # the latest holder: the one that may commit
+                if seen.pid is not None or waited is None:
+                    waited = seen
                 left = deadline - time.monotonic()
                 if left <= 0:
                     holder = read_holder(path)
@@ -162,7 +160,8 @@ def writer_lock(lake: Lake, name: str, *, wait: float | None = None) -> Iterator
         os.ftruncate(fd, 0)
         os.pwrite(fd, _me(), 0)
     except BaseException:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         raise
     finally:
         if waited is not None:
@@ -172,7 +171,17 @@ def writer_lock(lake: Lake, name: str, *, wait: float | None = None) -> Iterator
         yield waited
     finally:
         del _held[key]
-        try:
-            os.ftruncate(fd, 0)  # no holder any more
+        try:  # remove the file while still holding it (waiters check they lock the live file)
+            path.unlink(missing_ok=True)
         finally:
             os.close(fd)  # drops the lock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether `fd` is still the file at `path` (not one a previous holder removed)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)

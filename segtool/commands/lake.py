@@ -122,9 +122,16 @@ def gc(lake: LakeOpt = Path(DEFAULT_LAKE), fmt: Format = None, output: Output = 
     console.info(
         escape(
             f"lake gc: removed {len(removed)} staging folder(s) of dead runs, freed "
-            f"{freed / 1e6:,.1f} MB; kept {len(kept)} of running jobs"
+            f"{_human_bytes(freed)}; kept {len(kept)} of running jobs"
         )
     )
     kind = resolve_format(fmt, output)
     if frame.height or kind != "table":
         emit(frame, kind, output, title=f"staging in {the_lake.root}")
+
+
+def _human_bytes(n: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n} bytes"

@@ -587,58 +587,75 @@ def ingest(
     slice_rows: int = SLICE_ROWS,
     block_bytes: int | None = None,
 ) -> IngestReport:
-    """Read `files` into `lake/<spec.name>/` (see the module docstring)."""
+    """Read `files` into `lake/<spec.name>/` (see the module docstring).
+
+    The dataset's lock is held from before the old version is read until the new one is
+    renamed into place, so a concurrent append waits and then builds on this one."""
+    with lake.lock(spec.name, append=append):
+        return _ingest_locked(
+            files,
+            lake,
+            spec,
+            params,
+            key=key,
+            config=config,
+            append=append,
+            slice_rows=slice_rows,
+            block_bytes=block_bytes,
+        )
+
+
+def _ingest_locked(
+    files, lake, spec, params, *, key, config, append, slice_rows, block_bytes
+) -> IngestReport:
     paths = expand_paths(files)
     opened = open_inputs(paths, spec, params, config)
     if block_bytes is not None:
         for f, _ in opened:
             f.block_bytes = block_bytes
-    # The lock is held from before the old version is read until the new one is renamed
-    # into place: a concurrent append waits and then builds on this one (segtool.lakelock).
-    with lake.lock(spec.name, append=append):
-        old = lake.manifest(spec.name) if append and lake.exists(spec.name) else None
-        if old is not None:
-            _check_append(old, opened, key, spec)
-        pseudo = Pseudonymiser(key) if key is not None else None
-        reports = [
-            FileReport(str(f.path), f.format, "", f.size, dict(mapping)) for f, mapping in opened
-        ]
-        manifest = Manifest(command=spec.command, parameters=params)
-        rmanifest = Manifest(command=spec.command, parameters=params)
-        run_no = len(old.get("runs", [])) if old else 0
-        spool_dir = lake.root / f".spool-{spec.name}-{uuid.uuid4().hex}"
-        lake.root.mkdir(parents=True, exist_ok=True)
-        try:
-            with (
-                lake.writing(spec.name, manifest, append=old is not None) as out,
-                lake.writing(
-                    f"_rejects/{spec.name}",
-                    rmanifest,
-                    append=old is not None and lake.path(f"_rejects/{spec.name}").exists(),
-                ) as rout,
-            ):
-                writer = RejectWriter(rout / f"part-{run_no}.parquet", tuple(spec.reject_roles))
-                spool = Spool(spool_dir, spec.partition)
-                _first_pass(opened, reports, spec, params, pseudo, spool, writer)
-                _check_same_content(opened)
-                written, dups, n_parts = write_partitions(
-                    spool, out, spec, merge_existing=old is not None, slice_rows=slice_rows
-                )
-                shutil.rmtree(spool_dir, ignore_errors=True)
-                _duplicate_rejects(opened, reports, dups, spec, params, pseudo, writer)
-                writer.close(write_empty=old is None)
-                for i, r in enumerate(reports):
-                    r.rows_written = written.get(i, 0)
-                    if r.rows_in != r.rows_written + r.rows_rejected:  # pragma: no cover - a bug
-                        raise RuntimeError(
-                            f"{r.path}: rows do not reconcile: {r.rows_in} read, "
-                            f"{r.rows_written} written, {r.rows_rejected} rejected"
-                        )
-                dataset_rows = _count_rows(out)
-                report = _report(spec, lake, reports, dataset_rows, n_parts, old is not None)
-                _fill_manifests(manifest, rmanifest, report, old, params, key, config)
-        finally:
+    old = lake.manifest(spec.name) if append and lake.exists(spec.name) else None
+    if old is not None:
+        _check_append(old, opened, key, spec)
+    pseudo = Pseudonymiser(key) if key is not None else None
+    reports = [
+        FileReport(str(f.path), f.format, "", f.size, dict(mapping)) for f, mapping in opened
+    ]
+    manifest = Manifest(command=spec.command, parameters=params)
+    rmanifest = Manifest(command=spec.command, parameters=params)
+    run_no = len(old.get("runs", [])) if old else 0
+    spool_dir = lake.root / f".spool-{spec.name}-{uuid.uuid4().hex}"
+    lake.root.mkdir(parents=True, exist_ok=True)
+    try:
+        with (
+            lake.writing(spec.name, manifest, append=old is not None) as out,
+            lake.writing(
+                f"_rejects/{spec.name}",
+                rmanifest,
+                append=old is not None and lake.path(f"_rejects/{spec.name}").exists(),
+            ) as rout,
+        ):
+            writer = RejectWriter(rout / f"part-{run_no}.parquet", tuple(spec.reject_roles))
+            spool = Spool(spool_dir, spec.partition)
+            _first_pass(opened, reports, spec, params, pseudo, spool, writer)
+            _check_same_content(opened)
+            written, dups, n_parts = write_partitions(
+                spool, out, spec, merge_existing=old is not None, slice_rows=slice_rows
+            )
             shutil.rmtree(spool_dir, ignore_errors=True)
+            _duplicate_rejects(opened, reports, dups, spec, params, pseudo, writer)
+            writer.close(write_empty=old is None)
+            for i, r in enumerate(reports):
+                r.rows_written = written.get(i, 0)
+                if r.rows_in != r.rows_written + r.rows_rejected:  # pragma: no cover - a bug
+                    raise RuntimeError(
+                        f"{r.path}: rows do not reconcile: {r.rows_in} read, "
+                        f"{r.rows_written} written, {r.rows_rejected} rejected"
+                    )
+            dataset_rows = _count_rows(out)
+            report = _report(spec, lake, reports, dataset_rows, n_parts, old is not None)
+            _fill_manifests(manifest, rmanifest, report, old, params, key, config)
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
     return report
 
 

@@ -74,6 +74,7 @@ def test_parallel_appends_keep_every_row_once(cli, tmp_path, capsys):
     assert manifest["rows_written"] == manifest["dataset_rows"] == rows_in
     assert len(manifest["runs"]) == N_JOBS + 1
     assert not [p for p in lake.iterdir() if p.name.startswith((".tmp", ".spool", ".old"))]
+    assert list((lake / ".locks").iterdir()) == []  # an idle lake holds no lock files
     with capsys.disabled():
         print(
             f"\nconcurrency: {N_JOBS} appending jobs + seed, rows in {rows_in}, "
@@ -94,8 +95,9 @@ def test_parallel_replaces_have_one_winner_and_the_loser_is_told(tmp_path):
     (c0, _, e0), (c1, _, e1) = finish(procs)
     assert sorted([c0, c1]) == [0, 1], (e0, e1)
     winner = files[0] if c0 == 0 else files[1]
-    loser_err = e1 if c0 == 0 else e0
+    loser_err = " ".join((e1 if c0 == 0 else e0).split())
     assert "replaced pings/" in loser_err and "this run wrote nothing" in loser_err
+    assert f"pid {procs[0 if c0 == 0 else 1].pid} on" in loser_err  # names the winner
     assert "Traceback" not in loser_err
     manifest = json.loads((lake / "pings" / "_manifest.json").read_text())
     assert [os.path.basename(i["path"]) for i in manifest["inputs"]] == [winner.name]
@@ -109,6 +111,7 @@ def test_busy_dataset_names_its_holder(cli, tmp_path):
     with writer_lock(Lake(lake), "pings"):  # held by this process: the job must not get it
         ((code, _, err),) = finish([spawn("ingest", "pings", f, "--lake", lake, "--wait", "0.3")])
     assert code == 1
+    err = " ".join(err.split())
     me = f"pid {os.getpid()} on {socket.gethostname()}"
     assert f"pings/ in '{lake}' is being written by {me}" in err
     assert "since" in err and "--wait" in err and "Traceback" not in err
