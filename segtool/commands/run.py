@@ -52,7 +52,7 @@ def run(
     from segtool.pipeline.run import plan, run_stages
 
     settings = config.current(ctx)
-    chosen = plan(settings.default_map, stages)
+    chosen = plan(settings.tables, stages)
     where = settings.path or "no config file"
     console.info(
         f"segtool run: {len(chosen)} stages from {where}: {', '.join(s.name for s in chosen)}"

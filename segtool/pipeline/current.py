@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no inf/nan ("inf" for --max-accuracy inf)
     return getattr(value, "value", value)  # enums as their value
 
 

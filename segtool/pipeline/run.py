@@ -27,21 +27,22 @@ class StageResult:
     why: str = ""
 
 
-def plan(default_map: dict, names: list[str] | None = None) -> list[Stage]:
+def plan(tables: dict, names: list[str] | None = None) -> list[Stage]:
     """The stages to run, in order. Without `names`: the whole chain, where an optional
-    stage (ingest.*, indices.*) belongs only when the config has its table, and detected
+    stage (ingest.*, indices.*) belongs only when the config file (`tables`: its parsed
+    tables) has a table for it, and detected
     stays give way to ingested vendor stays."""
     if names:
         chosen = [BY_NAME[n] for n in stage_names(names)]
     else:
-        chosen = [s for s in STAGES if not s.optional or _configured(default_map, s)]
+        chosen = [s for s in STAGES if not s.optional or _configured(tables, s)]
         if any(s.name == "ingest.stays" for s in chosen):
             chosen = [s for s in chosen if s.name != "stays"]
     return [BY_NAME[n] for n in order(dependencies(chosen))]
 
 
-def _configured(default_map: dict, stage: Stage) -> bool:
-    node = default_map
+def _configured(tables: dict, stage: Stage) -> bool:
+    node = tables
     for name in stage.command:
         if not isinstance(node, dict) or name not in node:
             return False

@@ -51,7 +51,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "indices.residential",
         ("indices", "residential"),
-        file_options=("output",),
+        file_options=("output", "local"),
         reads=("population", "population_cells"),
         ignore=_FILE_IGNORE,
         optional=True,
@@ -67,7 +67,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "indices.landuse",
         ("indices", "landuse"),
-        file_options=("output",),
+        file_options=("output", "places"),
         reads=("visits", "devices", "landuse", "pois"),
         ignore=_FILE_IGNORE,
         optional=True,
