@@ -45,6 +45,7 @@ class Status:
     stage: str
     current: bool
     reasons: list[str] = field(default_factory=list)
+    stale: bool = False  # not current because of lineage: the command itself says so
 
 
 def fingerprint(stage: Stage, params: dict, lake: Lake) -> dict:
@@ -128,12 +129,14 @@ def check(stage: Stage, params: dict, lake: Lake, record: dict | None = None) ->
         missing = _missing_parts(mpath, have)
         if missing:
             reasons.append(f"{_name(mpath)} lacks {missing}")
-    if stage.makes and not reasons:
+    if reasons:
+        return Status(stage.name, False, reasons)
+    if stage.makes:  # the record matches, but an input may have gone stale since
         for d in stage.makes:
             reasons += lineage.rebuild_reasons(lake, d)
-    elif not reasons:
+    else:
         reasons += [s.message for s in lineage.check_inputs(lake, list(stage.reads))]
-    return Status(stage.name, not reasons, reasons)
+    return Status(stage.name, not reasons, reasons, stale=bool(reasons))
 
 
 def _name(mpath: Path) -> str:
@@ -185,6 +188,21 @@ def install(app: typer.Typer) -> None:
     _install(app, ())
 
 
+def _collect_dead_staging(lake: Lake, stage: Stage) -> None:
+    """An up-to-date run takes no writer lock, so it removes here what a killed run of the
+    same stage left behind (as a run that writes does when it takes the lock)."""
+    from segtool.errors import BusyError
+    from segtool.lakegc import collect_dead
+    from segtool.lakelock import writer_lock
+
+    for name in stage.makes:
+        try:
+            with writer_lock(lake, name, wait=0):
+                collect_dead(lake, name)
+        except BusyError:  # another job is writing it: its staging is alive
+            pass
+
+
 def _install(app: typer.Typer, path: tuple[str, ...]) -> None:
     for info in app.registered_commands:
         name = info.name or info.callback.__name__.replace("_", "-")
@@ -221,9 +239,11 @@ def _wrap(fn, stage: Stage):
             LAST.set(status)
             for mpath in output_manifests(stage, bound, lake) or []:
                 os.utime(mpath)  # for make, whose targets the manifests are: now current
+            _collect_dead_staging(lake, stage)
             console.info(f"{' '.join(stage.command)}: up to date (--force redoes it)")
             return None
-        if not force and status.reasons and not any("does not exist" in r for r in status.reasons):
+        quiet = status.stale or any("does not exist" in r for r in status.reasons)
+        if not force and status.reasons and not quiet:
             console.info(
                 escape(f"{' '.join(stage.command)}: rebuilding: {'; '.join(status.reasons)}")
             )
