@@ -10,6 +10,7 @@ import gc
 import os
 import sys
 import traceback
+from pathlib import Path
 
 # segtool's matrix products are small (K × K, K × B blocks): OpenBLAS's worker threads
 # would only spin beside polars' and numba's threads on the same cores (measured: 5% of
@@ -19,7 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import typer
 from rich.markup import escape
 
-from segtool import __version__, console
+from segtool import __version__, config, console
 from segtool.commands import (
     demo,
     experienced,
@@ -30,9 +31,13 @@ from segtool.commands import (
     mobility,
     report,
     residential,
+    run,
+    settings,
     synth,
+    verify,
 )
 from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError, os_fault
+from segtool.pipeline import current as uptodate
 
 try:  # typer >= 0.24 carries its own copy of click
     from typer._click.exceptions import ClickException
@@ -67,11 +72,20 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", "-V", callback=_version, is_eager=True, help="Print the version."
     ),
+    config_file: Path | None = typer.Option(
+        None,
+        "--config",
+        envvar="SEGTOOL_CONFIG",
+        help="Settings file (default: ./segtool.toml, else [tool.segtool] in ./pyproject.toml).",
+        dir_okay=False,
+    ),
 ) -> None:
     """Measure urban segregation from anonymised mobility data and land use."""
+    config.apply(ctx, config_file)  # one mechanism for every command: click's default_map
 
 
 indices_app = typer.Typer(
@@ -100,10 +114,16 @@ lake_app = typer.Typer(
 )
 lake_app.command("info")(lake.info)
 lake_app.command("gc")(lake.gc)
+lake_app.command("verify")(verify.verify)
 
 app.add_typer(indices_app, name="indices")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(lake_app, name="lake")
+config_app = typer.Typer(
+    help="The settings file.", no_args_is_help=True, rich_markup_mode="markdown"
+)
+config_app.command("show")(settings.show)
+app.add_typer(config_app, name="config")
 app.command("stays")(mobility.stays)
 app.command("homes")(mobility.homes)
 app.command("groups")(mobility.groups)
@@ -111,6 +131,8 @@ app.command("visits")(mobility.visits)
 app.command("synth")(synth.synth)
 app.command("demo")(demo.demo)
 app.command("report")(report.report)
+app.command("run")(run.run)
+uptodate.install(app)  # every stage command: "up to date" when its output is current; --force
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         # must not freeze what they leave behind.
         gc.freeze()
     try:
-        code = app(args=argv, prog_name="segtool", standalone_mode=False)
+        code = app(
+            args=argv,
+            prog_name="segtool",
+            standalone_mode=False,
+            auto_envvar_prefix=config.ENV_PREFIX,
+        )
     except ClickException as e:  # usage errors: unknown option, bad value, …
         from typer import rich_utils
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from rich.console import Console
 from rich.progress import (
@@ -37,9 +38,16 @@ def interactive() -> bool:
     return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true", "yes")
 
 
+# The progress display of an enclosing run (`segtool run`): commands add their tasks to it
+# instead of opening a second live display.
+_ACTIVE: ContextVar[Progress | None] = ContextVar("segtool_progress", default=None)
+
+
 @contextmanager
 def progress(transient: bool = True):
     """A rich Progress on stderr, disabled (but still usable) in CI and when not a terminal.
+    Inside another `progress()` (e.g. `segtool run`), the same display, whose tasks added
+    here are removed again on exit.
 
     Usage::
 
@@ -48,6 +56,15 @@ def progress(transient: bool = True):
             ...
             p.advance(task)
     """
+    outer = _ACTIVE.get()
+    if outer is not None:
+        before = set(outer.task_ids)
+        try:
+            yield outer
+        finally:
+            for task in set(outer.task_ids) - before:
+                outer.remove_task(task)
+        return
     p = Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -58,8 +75,12 @@ def progress(transient: bool = True):
         transient=transient,
         disable=not interactive(),
     )
-    with p:
-        yield p
+    token = _ACTIVE.set(p)
+    try:
+        with p:
+            yield p
+    finally:
+        _ACTIVE.reset(token)
 
 
 def note(message: str) -> None:

@@ -21,6 +21,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ from segtool.errors import ConflictError, InputError, UsageError
 
 DEFAULT_LAKE = "lake"
 MANIFEST_NAME = "_manifest.json"
+# What the running command was invoked with (set by `segtool.pipeline.current`): recorded in
+# every manifest it writes, so that a re-run can tell its output is up to date.
+INVOCATION: ContextVar[dict | None] = ContextVar("segtool_invocation", default=None)
 
 # Which command makes each dataset: used to tell the user what to run when one is missing.
 PRODUCED_BY = {
@@ -108,6 +112,7 @@ class Manifest:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     stale_inputs: list[dict] = field(default_factory=list)  # what --allow-stale let through
+    parts: list[dict] = field(default_factory=list)  # a dataset's files: path, bytes, rows, sha256
 
     def add_input(self, path: str | os.PathLike, role: str | None = None) -> None:
         p = Path(path)
@@ -145,6 +150,10 @@ class Manifest:
         d.update(_jsonable(self.extra))
         if self.stale_inputs:  # only then, so manifests of current inputs keep their bytes
             d["stale_inputs"] = _jsonable(self.stale_inputs)
+        if self.parts:
+            d["parts"] = self.parts
+        if (invocation := INVOCATION.get()) is not None:
+            d["invocation"] = _jsonable(invocation)
         return d
 
     def to_json(self) -> str:
@@ -365,6 +374,7 @@ class Lake:
                     tmp.mkdir()
                 yield tmp
                 self._check_inputs_unchanged(manifest)
+                manifest.parts = dataset_parts(tmp)
                 write_text_atomic(tmp / MANIFEST_NAME, manifest.to_json())
                 if final.exists():
                     os.replace(final, old)
@@ -398,6 +408,24 @@ class Lake:
                     "run read it; nothing was written",
                     hint="run the command again (it then reads the new version)",
                 )
+
+
+def dataset_parts(folder: Path) -> list[dict]:
+    """Every data file of a dataset folder (hidden and `_` names aside): relative path,
+    bytes, sha256 and, for Parquet, rows — what `segtool lake verify` checks."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if not p.is_file() or any(part.startswith((".", "_")) for part in rel.parts):
+            continue
+        entry: dict[str, Any] = {"path": rel.as_posix(), "bytes": p.stat().st_size}
+        entry["sha256"] = sha256_file(p)
+        if p.suffix == ".parquet":
+            entry["rows"] = pq.read_metadata(p).num_rows
+        out.append(entry)
+    return out
 
 
 def _check_folder(path: Path) -> None:

@@ -111,7 +111,8 @@ def experienced(
         None,
         "--places",
         help="Write per-place results here: Parquet, or GeoParquet with hexagons when the name "
-        "ends in .geoparquet or with --geo (H3 places only); .csv also works.",
+        "ends in .geoparquet or with --geo (H3 places only), GeoJSON for .geojson (cells as "
+        "H3 strings); .csv also works.",
         dir_okay=False,
     ),
     geo: bool = typer.Option(False, "--geo", help="Write --places as GeoParquet."),
@@ -279,6 +280,11 @@ def _write_places(frame: pl.DataFrame, path: Path, geo: bool, manifest: Manifest
         from segtool.geo.hexagons import with_cell_polygons
 
         write_geoparquet(with_cell_polygons(_as_cells(frame), "place"), path)
+    elif suffix == ".geojson":  # for web maps and any GIS; read back with pyogrio
+        from segtool.geo.geojson import write_geojson
+        from segtool.geo.hexagons import with_cell_polygons
+
+        write_geojson(with_cell_polygons(_as_cells(frame), "place"), path, cells=("place",))
     elif suffix == ".csv":
         with atomic_file(path) as tmp:
             frame.write_csv(tmp)

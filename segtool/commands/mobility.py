@@ -306,7 +306,9 @@ def homes(
     lake: options.Lake = Path("lake"),
     allow_stale: AllowStale = False,
     wait: Wait = DEFAULT_WAIT,
-    res: Annotated[int, typer.Option("--res", help="H3 resolution of home cells (5–12).")] = 9,
+    res: Annotated[
+        int, typer.Option("--res", min=5, max=12, help="H3 resolution of home cells (5–12).")
+    ] = 9,
     tz: Annotated[str, typer.Option("--tz", help="Local time zone of the night window.")] = (
         "Europe/Stockholm"
     ),
@@ -568,7 +570,9 @@ def visits(
     lake: options.Lake = Path("lake"),
     allow_stale: AllowStale = False,
     wait: Wait = DEFAULT_WAIT,
-    res: Annotated[int, typer.Option("--res", help="H3 analysis resolution (5–12).")] = 9,
+    res: Annotated[
+        int, typer.Option("--res", min=5, max=12, help="H3 analysis resolution (5–12).")
+    ] = 9,
     tz: Annotated[str, typer.Option("--tz", help="Local time zone of slots and day types.")] = (
         "Europe/Stockholm"
     ),

@@ -69,6 +69,15 @@ def _ci(row: dict | None) -> str:
     return f" (95% CI {row['ci_low']:.3f}–{row['ci_high']:.3f})"
 
 
+def _area_outlines(lake) -> list:
+    """The register areas' boundaries (from `areas/`) for the map; none without areas."""
+    if lake is None or not lake.exists("areas"):
+        return []
+    from segtool.geo.outlines import outlines
+
+    return outlines(lake.scan("areas").select("geometry").collect()["geometry"])
+
+
 class _Builder:
     def __init__(self, data: ReportData):
         self.data = data
@@ -76,8 +85,10 @@ class _Builder:
         self.figures: dict = {}
         self.glance: list[str] = []
 
-    def add_figure(self, name: str, fig, alt: str, caption: str | None = None, fmt: str = "svg"):
+    def add_figure(self, name: str, fig, alt: str, caption: str, fmt: str = "svg", *, units: str):
+        """Embed `fig` with its caption, which ends with the units of what it shows."""
         self.figures[name] = fig
+        caption = f"{caption.rstrip()} Units: {units}."
         self.body.append(H.figure(F.to_bytes(fig, fmt), fmt, alt, caption))
 
     # ------------------------------------------------------------------ sections
@@ -153,6 +164,7 @@ class _Builder:
             "Heat map of the residential exposure matrix",
             "Row g, column h: the average share of group h among the residents of the areas "
             "where members of group g live. Rows sum to 1; the diagonal is isolation.",
+            units="share of group h among the residents of the area, 0–1",
         )  # fmt: skip
         d = _value(r, index="dissimilarity")
         if d:
@@ -173,6 +185,7 @@ class _Builder:
                 "replaced by the sums over the hexagons within the radius (an egohood, "
                 "grid_disk). A steep fall means groups are separated between neighbouring "
                 "hexagons only; a flat line, between whole districts.",
+                units="index value 0–1 against egohood radius in metres",
             )  # fmt: skip
             wide = profile.pivot(on="index", index=["k", "radius_m"], values="value").with_columns(
                 pl.col("radius_m").round(0).cast(pl.Int64)
@@ -216,13 +229,16 @@ class _Builder:
         if not self.data.landuse.missing:
             area = self.data.landuse.data["study_area"]
             background = area.filter(~area.is_in(places["place"].implode()))
-        fig = F.segregation_map(places, background, p.min_devices)
+        outlines = _area_outlines(self.data.lake)
+        fig = F.segregation_map(places, background, p.min_devices, outlines)
         self.add_figure(
             "place_segregation_map", fig,
             "Map of hexagons coloured by place segregation S",
             "Each hexagon (about 0.1 km²) coloured by its S, from the time all visitors "
-            "spent there. Plain longitude/latitude axes, no background map.",
+            "spent there" + (", over the outlines of the register areas" if outlines else "")
+            + "; the bar gives the distance. No background map is fetched.",
             fmt="svg" if places.height <= MAP_SVG_LIMIT else "png",
+            units="S from 0 to 1; hexagons of about 0.1 km²; the bar in km",
         )  # fmt: skip
         fig = F.histograms_by_group(s.data["histogram"], groups, p.min_devices)
         self.add_figure(
@@ -231,6 +247,7 @@ class _Builder:
             "How segregated the places each person visits are, by the group of their home "
             "(weighted shares of the group's devices; bins with fewer than "
             f"{p.min_devices} devices left empty).",
+            units="S_i from 0 to 1 against the share of the group's devices",
         )  # fmt: skip
         iso = self._isolation_frame(e)
         if iso.height:
@@ -240,6 +257,7 @@ class _Builder:
                 "Share of one's own group: among the residents of one's area (register), "
                 "among the phones living in one's home hexagon (phones at home), and among "
                 "the other people present in the same hexagon and half hour (experienced).",
+                units="share of one's own group, 0–1",
             )  # fmt: skip
         ex = e.filter(pl.col("index") == "exposure")
         if ex.height:
@@ -250,6 +268,7 @@ class _Builder:
                 "experienced_exposure", fig, "Heat map of the co-presence exposure matrix",
                 "Row g, column h: the share of the people that members of group g are "
                 "co-present with (same hexagon, same half hour) who belong to group h.",
+                units="share of co-present time, 0–1",
             )  # fmt: skip
         row = _value(e, index="place_segregation", statistic="mean", group=None, stratum=None)
         if row:
@@ -299,6 +318,7 @@ class _Builder:
             f"hexagons in brackets), weighted by time spent; {summ['places']:,} hexagons "
             f"with at least {self.data.params.min_coverage:g} of their area mapped. Open "
             f"circles: fewer than {F.FEW_PLACES} hexagons, read with care.",
+            units="mean S from 0 to 1, 95% bootstrap confidence interval",
         )  # fmt: skip
         self.body.append(
             H.table(

@@ -121,14 +121,26 @@ def hexagon_rings(cells: pl.Series) -> list[np.ndarray]:
     return np.split(xy, starts[1:])
 
 
+M_PER_DEG_LAT = 111_320.0  # metres per degree of latitude (and of longitude at the equator)
+
+
 @_styled
-def segregation_map(places: pl.DataFrame, background: pl.Series | None, k: int):
-    """Hexagons coloured by place segregation S on a plain lon/lat plot (no tiles); the
-    study area's other hexagons (land use, no published visits) in light grey."""
-    from matplotlib.collections import PolyCollection
+def segregation_map(
+    places: pl.DataFrame,
+    background: pl.Series | None,
+    k: int,
+    outlines: list[np.ndarray] | None = None,
+):
+    """Hexagons coloured by place segregation S on a lon/lat plot (no tiles, nothing
+    fetched): the study area's other hexagons (land use, no published visits) in light
+    grey, the register areas' outlines (`outlines`: (lon, lat) rings) drawn under the
+    hexagons and again faintly over them, and a scale bar."""
+    from matplotlib.collections import LineCollection, PolyCollection
 
     fig = new_figure(7.2, 6.0)
     ax = fig.add_subplot()
+    if outlines:
+        ax.add_collection(LineCollection(outlines, colors="#9a9a9a", linewidths=0.7, zorder=0))
     if background is not None and background.len():
         ax.add_collection(
             PolyCollection(
@@ -140,6 +152,8 @@ def segregation_map(places: pl.DataFrame, background: pl.Series | None, k: int):
                           edgecolor="white", linewidth=0.3)  # fmt: skip
     coll.set_clim(0.0, 1.0)
     ax.add_collection(coll)
+    if outlines:  # the area borders stay readable over the hexagons
+        ax.add_collection(LineCollection(outlines, colors="#404040", linewidths=0.5, alpha=0.45))
     every = rings + (hexagon_rings(background) if background is not None else [])
     if every:
         xy = np.concatenate(every)
@@ -149,15 +163,35 @@ def segregation_map(places: pl.DataFrame, background: pl.Series | None, k: int):
         ax.set_ylim(xy[:, 1].min() - pad_y, xy[:, 1].max() + pad_y)
         # Equal distances in both directions at this latitude.
         ax.set_aspect(1.0 / math.cos(math.radians(float(xy[:, 1].mean()))))
+        scale_bar(ax, float(xy[:, 1].mean()))
     ax.set_xlabel("longitude (°)")
     ax.set_ylabel("latitude (°)")
     ax.set_title(
         f"Place segregation S by hexagon ({places.height:,} places with ≥ {k} devices; "
-        "grey: fewer or none)"
+        "grey: fewer or none)" + ("\nlines: register areas" if outlines else "")
     )
     ax.ticklabel_format(useOffset=False)
     fig.colorbar(coll, ax=ax, shrink=0.7, label="S (0 = all groups equally present, 1 = one group)")
     return fig
+
+
+def scale_bar(ax, lat: float) -> float:
+    """A bar of a round length (1, 2, 5 × 10^n m) in the lower left of a lon/lat map with
+    equal-distance aspect; returns its length in metres. At latitude φ one degree of
+    longitude is 111.32 km · cos φ."""
+    from segtool.geo.outlines import nice_length
+
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    m_per_deg = M_PER_DEG_LAT * math.cos(math.radians(lat))
+    length = nice_length((x1 - x0) * m_per_deg)
+    dx = length / m_per_deg
+    x, y = x0 + 0.04 * (x1 - x0), y0 + 0.05 * (y1 - y0)
+    ax.plot([x, x + dx], [y, y], color="black", linewidth=3, solid_capstyle="butt", zorder=5)
+    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    ax.text(x + dx / 2, y + 0.015 * (y1 - y0), label, ha="center", va="bottom", fontsize=8,
+            zorder=5, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1})  # fmt: skip
+    return length
 
 
 @_styled

@@ -259,6 +259,41 @@ def test_geoparquet_places(cli, tmp_path, data):
     assert abs(c.x - 18.06) < 0.05 and abs(c.y - 59.33) < 0.05  # lon/lat order
 
 
+def test_geojson_places_read_back_with_pyogrio(cli, tmp_path, data):
+    """--places x.geojson: the same places, values and hexagons as the GeoParquet layer,
+    read back through GDAL; cells as H3 strings (a JSON number cannot hold 64 bits)."""
+    import h3
+    import shapely
+
+    from segtool.geo.geojson import read_geojson
+
+    visits, devices, *_ = data
+    lake = write_lake(tmp_path / "lake", visits, devices)
+    gj, gp = tmp_path / "places.geojson", tmp_path / "places.geoparquet"
+    for out in (gj, gp):
+        r = cli("indices", "experienced", "--lake", lake, "-k", "2", "--places", out, "-f", "csv")
+        assert r.code == 0, r.err
+    raw = json.loads(gj.read_text())
+    assert raw["type"] == "FeatureCollection" and raw["features"]
+    assert isinstance(raw["features"][0]["properties"]["place"], str)
+    back = (
+        read_geojson(gj)
+        .with_columns(pl.col("place").map_elements(h3.str_to_int, return_dtype=pl.UInt64))
+        .sort("place")
+    )
+    ref = pl.read_parquet(gp).sort("place")
+    assert back["place"].to_list() == ref["place"].to_list()
+    assert np.allclose(back["segregation"].to_numpy(), ref["segregation"].to_numpy(), atol=1e-12)
+    a = shapely.from_wkb(back["geometry"].to_numpy())
+    b = shapely.from_wkb(ref["geometry"].to_numpy())
+    assert (shapely.get_type_id(a) == 3).all()
+    assert shapely.equals_exact(a, b, tolerance=1e-6).all()  # RFC 7946: 7 decimals (~1 cm)
+    assert (tmp_path / "places.geojson.manifest.json").exists()
+    again = tmp_path / "again.geojson"
+    cli("indices", "experienced", "--lake", lake, "-k", "2", "--places", again, "-f", "csv")
+    assert again.read_bytes() == gj.read_bytes()  # a re-run gives the same bytes
+
+
 def test_geo_needs_h3_places(cli, tmp_path):
     table = tmp_path / "v.csv"
     pl.DataFrame(
