@@ -91,7 +91,9 @@ def check_sections(text, out):
     assert "Moro, E." in text and "Massey, D. S." in text
     assert "matplotlib" in text and "&quot;null&quot;: 3" in text
     # the small lake has no register areas: only the linkage section says why it is missing
-    assert text.count("Not in this report") == text.count("Not in this report: the lake has no areas")
+    assert text.count("Not in this report") == text.count(
+        "Not in this report: the lake has no areas"
+    )
     assert "At a glance" in text and "expected if groups mixed at random" in text
     # privacy note with the suppression counts
     assert "fewer than 5 distinct devices" in text and "2 of 14 places" in text
