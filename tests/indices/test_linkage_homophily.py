@@ -288,3 +288,32 @@ def test_shuffled_city_shows_none(cities):
     assert g["ci_low"] < 0 < g["ci_high"]
     r = pick(h, "assortativity", term="numeric")
     assert r["null_low"] < r["value"] < r["null_high"]
+
+
+@pytest.mark.parametrize("family", ["poisson", "negbin"])
+def test_one_step_bootstrap_agrees_with_refits(family):
+    """Same origin draws: one Newton step from β̂ lands next to the statsmodels refit."""
+    from segtool.indices.linkage.gravity import fit, nb_alpha, one_step_replicates
+
+    edges, units = toy_edges(seed=5, n=20)
+    design = gravity_design(edges, units, max_pairs=10_000)
+    alpha = nb_alpha(design.y, fit(design, "poisson").fittedvalues) if family == "negbin" else None
+    beta = np.asarray(fit(design, family, alpha=alpha).params)
+    rng = np.random.default_rng(0)
+    m = rng.multinomial(design.n_origins, np.full(design.n_origins, 1 / design.n_origins), 20)
+    m = m.astype(float)
+    fast = one_step_replicates(design, beta, family, alpha, m)
+    for r in range(len(m)):
+        w = m[r][design.origin]
+        keep = w > 0
+        from segtool.indices.linkage.gravity import GravityDesign
+
+        sub = GravityDesign(
+            design.y[keep], design.X[keep], design.origin[keep], design.n_origins, design.kind
+        )
+        slow = np.asarray(fit(sub, family, alpha=alpha, freq_weights=w[keep], start=beta).params)
+        spread = np.abs(slow - beta)
+        assert np.all(np.abs(fast[r] - slow) <= 0.2 * spread + 1e-4)  # 2nd-order error
+    both = [gravity(design, family, bootstrap=40, seed=2, refit_limit=lim) for lim in (10**6, 0)]
+    assert both[0]["bootstrap"][0] == "refit" and both[1]["bootstrap"][0] == "one_step"
+    np.testing.assert_allclose(both[0]["se_bootstrap"], both[1]["se_bootstrap"], rtol=0.1)

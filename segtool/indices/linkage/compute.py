@@ -156,7 +156,7 @@ def linkage(
     homophily = pl.concat([homophily, pl.DataFrame(counts)], how="diagonal_relaxed")
     order = ["index", "network", "term", "value", "expected", "ratio", "se", "se_cluster",
              "se_bootstrap", "ci_low", "ci_high", "null_mean", "null_low", "null_high", "p_value",
-             "family", "design", "n", "alpha", "failed_replicates"]  # fmt: skip
+             "family", "design", "n", "alpha", "bootstrap", "failed_replicates"]  # fmt: skip
     homophily = homophily.select([c for c in order if c in homophily.columns])
     summary["attribute"] = params.attribute
     summary["min_devices"] = params.min_devices
