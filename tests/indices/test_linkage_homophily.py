@@ -178,8 +178,9 @@ def test_gravity_equals_statsmodels_formula_on_the_same_pairs():
     full["so"] = size_o.loc[full.origin].values
     full["sd"] = size_d.loc[full.destination].values
     full = full.sort_values(["origin", "destination"])
+    formula = "observed ~ diff + np.log(dist) + np.log(so) + np.log(sd)"
     peer = smf.glm(
-        "observed ~ diff + np.log(dist) + np.log(so) + np.log(sd)",
+        formula,
         data=full,
         family=sm.families.Poisson(),
     ).fit()
@@ -194,6 +195,9 @@ def test_gravity_equals_statsmodels_formula_on_the_same_pairs():
     )
     table = gravity(design, "poisson")
     np.testing.assert_allclose(table["se_cluster"].to_numpy(), peer_cl.bse.values, rtol=1e-6)
+    np.testing.assert_allclose(table["se"].to_numpy(), peer.bse.values, rtol=1e-6)
+    quasi = smf.glm(formula, data=full, family=sm.families.Poisson()).fit(scale="X2")
+    np.testing.assert_allclose(gravity(design, "quasipoisson")["se"], quasi.bse.values, rtol=1e-6)
 
 
 def test_gravity_families_and_bootstrap_shape():
