@@ -13,9 +13,12 @@ from segtool.errors import UsageError
 from segtool.lake import Lake as LakeStore
 from segtool.lake import Manifest
 from segtool.options import Format, Lake, MinDevices, Output, Seed
-from segtool.present import emit
+from segtool.present import emit, resolve_format
 
 COMMAND = "indices linkage"
+# the homophily table on a terminal; json/csv/parquet carry every column
+TERMINAL_COLUMNS = ("index", "network", "term", "value", "expected", "se_cluster", "ci_low",
+                    "ci_high", "null_mean", "p_value")  # fmt: skip
 
 
 class Units(StrEnum):
@@ -180,6 +183,8 @@ def linkage(
         table.value
     ]
     manifest.rows_written = frame.height
+    if table == Table.homophily and resolve_format(fmt, output) == "table":
+        frame = frame.select(c for c in TERMINAL_COLUMNS if c in frame.columns)  # fits a screen
     title = {
         "edges": "Linkage edges",
         "homophily": "Mobility homophily",
