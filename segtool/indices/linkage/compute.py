@@ -75,6 +75,12 @@ def linkage(
             hint="use smaller units (--units cells with a finer --res) or more data",
         )
     scale = 1.0 if data.kind == "flows" else 3600.0
+    if summary.get("visits_crossing_half_hours"):
+        summary.setdefault("notes", []).append(
+            f"{summary['visits_crossing_half_hours']:,} visits cross a half-hour boundary: "
+            "co-presence counts each in the half hour it starts in (run `segtool visits` "
+            "to cut them)"
+        )
     nets = {"visitation": edge_table(visitation(data), units, "visitation", scale)}
     tick("visitation")
     if params.copresence and data.kind == "visits":
