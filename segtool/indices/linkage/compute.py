@@ -8,7 +8,7 @@ published edge table is suppressed below `min_devices`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -75,6 +75,10 @@ def linkage(
             hint="use smaller units (--units cells with a finer --res) or more data",
         )
     scale = 1.0 if data.kind == "flows" else 3600.0
+    # read the visit pieces once, units as an Enum (both networks group by them)
+    enum = pl.Enum(units["unit"].to_list())
+    frame = data.rows.with_columns(pl.col("origin", "destination").cast(enum))
+    data = replace(data, rows=frame.collect(engine="streaming").lazy())
     if summary.get("visits_crossing_half_hours"):
         summary.setdefault("notes", []).append(
             f"{summary['visits_crossing_half_hours']:,} visits cross a half-hour boundary: "

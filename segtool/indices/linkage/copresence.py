@@ -24,29 +24,43 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from segtool.exact import seconds_sum
 from segtool.indices.linkage.inputs import LinkageData
 
 
 def copresence(data: LinkageData, units: list[str]) -> pl.DataFrame:
     """origin, destination, amount (weighted co-present seconds), devices."""
-    code = pl.DataFrame({"origin": units, "__u": np.arange(len(units), dtype=np.int64)})
-    pieces = (
-        data.rows.group_by("device", "origin", "cell", "bin")
-        .agg(seconds_sum("x"))
-        .join(code.lazy(), on="origin", how="inner")
+    enum = pl.Enum(units)
+    rows = (
+        data.rows.select(
+            "device",
+            pl.col("origin").cast(enum).to_physical().cast(pl.Int64).alias("u"),
+            "cell",
+            "bin",
+            "x",
+        )
         .collect(engine="streaming")
-        .sort("device", "cell", "bin")  # a fixed order: the sparse sums give the same bits
+        # one fixed order (segment, device, amount): the sums below give the same bits
+        .sort("cell", "bin", "device", "x")
     )
     n_units = len(units)
-    if pieces.height == 0:
+    if rows.height == 0:
         return _empty()
-    seg = pieces.select(pl.struct("cell", "bin").rank("dense").cast(pl.Int64) - 1)
-    seg = seg.to_series().to_numpy()
-    dev = pieces.select(pl.col("device").rank("dense").cast(pl.Int64) - 1).to_series().to_numpy()
-    u = pieces["__u"].to_numpy()
-    x = pieces["x"].to_numpy()
-    n_seg = int(seg.max()) + 1
+    cell, b = rows["cell"].to_numpy(), rows["bin"].to_numpy()
+    device = rows["device"].to_numpy()
+    new_seg = np.ones(rows.height, dtype=bool)
+    new_seg[1:] = (cell[1:] != cell[:-1]) | (b[1:] != b[:-1])
+    new_piece = new_seg.copy()
+    new_piece[1:] |= device[1:] != device[:-1]
+    piece = np.cumsum(new_piece) - 1  # one piece per device and segment
+    first = np.flatnonzero(new_piece)
+    x = rows["x"].to_numpy()
+    if first.size < rows.height:  # a device with two visits in one segment: add them up
+        x = np.bincount(piece, weights=x)
+    seg = (np.cumsum(new_seg) - 1)[first]
+    u = rows["u"].to_numpy()[first]
+    dev = pl.Series(device[first]).rank("dense").cast(pl.Int64).to_numpy() - 1
+    del rows, cell, b, device
+    n_seg = int(seg[-1]) + 1
     n_dev = int(dev.max()) + 1
 
     P = sp.csr_matrix((x, (seg, u)), shape=(n_seg, n_units))  # duplicates are summed

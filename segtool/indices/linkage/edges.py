@@ -38,8 +38,10 @@ def visitation(data: LinkageData) -> pl.DataFrame:
         data.rows.group_by("origin", "destination")
         .agg(*agg)
         .collect(engine="streaming")
+        .with_columns(
+            pl.col("origin", "destination").cast(pl.String), pl.col("devices").cast(pl.Int64)
+        )
         .sort("origin", "destination")
-        .with_columns(pl.col("devices").cast(pl.Int64))
     )
 
 

@@ -235,7 +235,16 @@ def from_lake(
         .then(pl.lit("destination_outside_areas"))
     )
     rows = rows.with_columns(reason.otherwise(pl.lit(None, pl.String)).alias("__reason"))
-    counts = rows.group_by("__reason").len().collect(engine="streaming")
+    # one pass: visits by reason, the units present, visits crossing a half hour
+    crosses = (pl.col("start").dt.epoch("us") % BIN_US) + (pl.col("dwell_s") * 1e6).round() > (
+        BIN_US + 1
+    )
+    pass1 = (
+        rows.group_by("__reason", "origin", "destination")
+        .agg(pl.len(), crosses.sum().alias("__cross"))
+        .collect(engine="streaming")
+    )
+    counts = pass1.group_by("__reason").agg(pl.col("len").sum())
     rejected = {
         r: int(n) for r, n in zip(counts["__reason"], counts["len"], strict=True) if r is not None
     }
@@ -255,15 +264,7 @@ def from_lake(
         (start_us // BIN_US).alias("bin"),
         (pl.col("weight") * pl.col("dwell_s")).alias("x"),
     )
-    crossing = (
-        visits.filter(
-            (pl.col("start").dt.epoch("us") % BIN_US) + (pl.col("dwell_s") * 1e6).round()
-            > BIN_US + 1
-        )
-        .select(pl.len())
-        .collect(engine="streaming")
-        .item()
-    )
+    crossing = int(pass1["__cross"].sum())
     summary: dict = {
         "source": "lake",
         "units": params.units,
@@ -273,11 +274,8 @@ def from_lake(
     }
 
     # units: the network's units, their centroids, residents and attribute
-    present = (
-        good.select(pl.concat([pl.col("origin"), pl.col("destination")]).unique().alias("unit"))
-        .collect(engine="streaming")["unit"]
-        .sort()
-    )
+    placed = pass1.filter(pl.col("__reason").is_null())
+    present = pl.concat([placed["origin"], placed["destination"]]).unique().sort().alias("unit")
     if centroids is None:
         centroids = cell_centroids(present)
     units = pl.DataFrame({"unit": present}).join(centroids, on="unit", how="left")
