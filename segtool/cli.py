@@ -28,6 +28,7 @@ from segtool.commands import (
     ingest_geo,
     lake,
     landuse,
+    linkage,
     mobility,
     report,
     residential,
@@ -96,6 +97,7 @@ indices_app = typer.Typer(
 indices_app.command("residential")(residential.residential)
 indices_app.command("experienced")(experienced.experienced)
 indices_app.command("landuse")(landuse.landuse)
+indices_app.command("linkage")(linkage.linkage)
 
 ingest_app = typer.Typer(
     help="Read raw inputs into the validated, pseudonymised lake.",

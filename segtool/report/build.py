@@ -11,7 +11,9 @@ import polars as pl
 from segtool.report import figures as F
 from segtool.report import html as H
 from segtool.report import text as T
-from segtool.report.gather import ReportData
+from segtool.report.gather import ReportData, Section
+from segtool.report.linkage import REFERENCE as LINKAGE_REFERENCE
+from segtool.report.linkage import render_linkage
 
 # Above this many hexagons the map is embedded as PNG: the SVG grows ~0.27 kB per
 # hexagon (2,000 ≈ 550 kB), the PNG stays a few hundred kB (bench/results/landuse.md).
@@ -429,7 +431,7 @@ class _Builder:
         d = self.data
         self.body.append("<h2>6. Parameters and versions</h2>")
         params = {"report": asdict(d.params)}
-        for section in (d.residential, d.experienced, d.landuse):
+        for section in (d.residential, d.experienced, d.landuse, d.linkage or Section()):
             params.update({k: asdict(v) for k, v in section.params.items()})
         self.body.append(H.details("Parameters of this report's computations", params))
         v = versions() | {"matplotlib": version("matplotlib")}
@@ -445,7 +447,7 @@ class _Builder:
 
     def references(self) -> None:
         self.body.append("<h2>References</h2>")
-        items = "".join(f"<li>{H.esc(r)}</li>" for r in T.REFERENCES)
+        items = "".join(f"<li>{H.esc(r)}</li>" for r in [*T.REFERENCES, LINKAGE_REFERENCE])
         self.body.append(f'<ol class="refs">{items}</ol>')
 
 
@@ -458,6 +460,7 @@ def render(data: ReportData) -> Report:
     b.residential()
     b.experienced()
     b.landuse()
+    render_linkage(b)
     b.privacy()
     b.provenance()
     b.references()
@@ -477,6 +480,7 @@ def render(data: ReportData) -> Report:
                 ("residential", data.residential),
                 ("experienced", data.experienced),
                 ("landuse", data.landuse),
+                ("linkage", data.linkage or Section(missing="not computed")),
             )
             if s.missing
         },

@@ -79,6 +79,7 @@ class ReportData:
     experienced: Section
     landuse: Section
     inputs: list[str] = field(default_factory=list)
+    linkage: Section | None = None  # segtool/report/linkage.py
 
 
 def _missing(lake: Lake, *names: str) -> str | None:
@@ -285,6 +286,9 @@ def gather(lake: Lake, params: ReportParams) -> ReportData:
     residential = residential_section(lake, params)
     exp = experienced_section(lake, params)
     land = landuse_section(lake, params, exp)
+    from segtool.report.linkage import linkage_section
+
+    link = linkage_section(lake, params)
     used = ["population", "visits", "devices", "homes", "landuse", "pois"]
     return ReportData(
         lake=lake,
@@ -296,4 +300,5 @@ def gather(lake: Lake, params: ReportParams) -> ReportData:
         experienced=exp,
         landuse=land,
         inputs=[n for n in used if lake.exists(n)],
+        linkage=link,
     )
