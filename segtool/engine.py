@@ -26,7 +26,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from segtool.errors import SegtoolError, UsageError
 ENGINES = ("local", "dask")
 SCHEDULER_ENV = "SEGTOOL_DASK_SCHEDULER"
 BUDGET_ENV = "SEGTOOL_MEMORY_BUDGET"
-CONNECT_TIMEOUT_S = 5
+CONNECT_TIMEOUT_S = 3
 RETRIES = 2  # a partition whose worker dies is run again up to twice
 # Share of the budget the polars streaming engine may hold before spilling; the rest is
 # left to the stage's own arrays (a batch being processed) and the interpreter.
@@ -45,6 +45,9 @@ BASE_BYTES = 400 * 2**20  # Python, polars, numba and their libraries: RSS befor
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+_HINT = f"start one with `dask scheduler`, or check --scheduler / ${SCHEDULER_ENV}"
 
 
 class EngineError(SegtoolError):
@@ -171,6 +174,9 @@ class DaskRunner(Runner):
 
     def __enter__(self) -> DaskRunner:
         apply_memory_budget(self.cfg.memory_budget)  # inherited by LocalCluster workers
+        address = self.cfg.scheduler
+        if address and (why := _reachable(address)):  # before importing Dask: fails fast
+            raise EngineError(f"cannot reach the Dask scheduler at {address!r} ({why})", hint=_HINT)
         try:
             from distributed import Client, LocalCluster
         except ImportError as e:
@@ -178,16 +184,8 @@ class DaskRunner(Runner):
                 "--engine dask needs Dask distributed, which is not installed",
                 hint="pip install 'segtool[dask]'",
             ) from e
-        address = self.cfg.scheduler
         if address:
-            try:
-                self.client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-            except (OSError, TimeoutError, ValueError, TypeError) as e:
-                raise EngineError(
-                    f"cannot reach the Dask scheduler at {address!r} "
-                    f"(no answer within {CONNECT_TIMEOUT_S} s: {type(e).__name__})",
-                    hint=f"start one with `dask scheduler`, or check --scheduler / ${SCHEDULER_ENV}",
-                ) from None
+            self.client = _connect(Client, address)
         else:
             n = self.cfg.workers or max(1, os.cpu_count() or 1)
             self.cluster = LocalCluster(
@@ -221,7 +219,9 @@ class DaskRunner(Runner):
         if not parts:
             return
         # shared arguments go to every worker once instead of once per task
-        sent = [client.scatter(x, broadcast=True) if x is not None else None for x in shared]
+        sent = [
+            client.scatter(x, broadcast=True, hash=False) if x is not None else None for x in shared
+        ]
         columns = [[s] * len(parts) for s in sent] + [list(c) for c in zip(*parts, strict=True)]
         futures = client.map(
             fn,
@@ -243,6 +243,41 @@ class DaskRunner(Runner):
                     ) from None
         finally:
             client.cancel(futures)
+
+
+def _reachable(address: str) -> str | None:
+    """Why a tcp:// scheduler address cannot be reached (a quick socket check), or None."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        host, port = parts.hostname, parts.port or 8786
+    except ValueError as e:
+        return f"not an address ({e})"
+    if parts.scheme not in ("tcp", "tls") or not host:
+        return None  # other transports (inproc, ucx, ws): let Dask try
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return None
+
+
+def _connect(client_class, address: str):
+    """A Client of the scheduler at `address`, or an EngineError within a few seconds."""
+    why = _reachable(address)
+    if why is None:
+        client = client_class.__new__(client_class)
+        try:
+            client.__init__(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+            return client
+        except Exception as e:  # timeouts, refused handshakes, garbage from a non-Dask port
+            why = f"{type(e).__name__}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s"
+            with suppress(Exception):  # no second wait (and traceback) when it is collected
+                client.status = "closed"
+                client._loop_runner.stop()
+    raise EngineError(f"cannot reach the Dask scheduler at {address!r} ({why})", hint=_HINT)
 
 
 def runner(cfg: EngineSettings) -> Runner:

@@ -444,6 +444,10 @@ def groups(
         float, typer.Option("--trim", help="Weights are capped at sqrt(CV²+1)·TRIM·median.")
     ] = 3.5,
     min_devices: options.MinDevices = 5,
+    memory_budget: options.MemoryBudget = None,
+    engine: options.Engine = options.EngineChoice.local,
+    scheduler: options.Scheduler = None,
+    workers: options.Workers = None,
     fmt: options.Format = None,
     output: options.Output = None,
 ) -> None:
@@ -463,8 +467,14 @@ def groups(
     segtool groups --lake lake --soft
     segtool groups --lake lake --rule plurality -o coverage.csv
     ```
+
+    Groups work on one row per device (`homes/`) and the register: they run in this
+    process with any `--engine` (the options are accepted so every stage takes the same).
     """
+    from segtool.engine import apply_memory_budget, settings
     from segtool.mobility.groups import GroupParams, assign_groups, coverage, register_key
+
+    apply_memory_budget(settings(engine, scheduler, memory_budget, workers).memory_budget)
 
     params = GroupParams(
         soft=soft,
