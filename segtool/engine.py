@@ -94,13 +94,13 @@ class EngineSettings:
     def rows_per_batch(self, default: int, bytes_per_row: int) -> int:
         """Rows of a partition: `default`, lowered so that one partition's working set
         (`bytes_per_row` × rows, measured per stage) fits the budget beside the fixed
-        start-up memory. Never below 10,000 rows."""
+        start-up memory. Never below 10,000 rows (unless `default` is)."""
         if default < 1:
             raise UsageError("the batch size must be at least 1")
         if self.memory_budget is None:
             return default
         free = max(self.memory_budget - BASE_BYTES, 0) * (1 - POLARS_SHARE)
-        return max(10_000, min(default, int(free // max(bytes_per_row, 1))))
+        return min(default, max(10_000, int(free // max(bytes_per_row, 1))))
 
     def batches(self, rows: int, default: int, bytes_per_row: int) -> int:
         """How many device buckets `rows` rows need (at least 1)."""
@@ -193,7 +193,7 @@ class DaskRunner(Runner):
                 threads_per_worker=1,
                 processes=True,
                 memory_limit=self.cfg.memory_budget or "auto",
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: never clash
                 silence_logs=40,  # errors only: worker chatter would drown the summary
             )
             self.client = Client(self.cluster, set_as_default=False)
