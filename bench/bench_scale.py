@@ -200,6 +200,16 @@ def render(measured: list[dict]) -> str:
             f"{sum(r['cpu'] for r in res.values()):.1f} | **{_rate(n, total)}** | "
             f"**{peak:.2f}** |"
         )
+    lines += [
+        "",
+        "Peak RSS is set by the batches, not by the input: stays stays near 1 GB from 10M to "
+        "200M pings. Without a budget the default batches (`--batch-pings 5000000`, "
+        "`--batch-stays 2000000`) already bound it; `--memory-budget 3GB` cuts visits into "
+        "smaller batches at 200M (2.25 → 1.60 GB). The experienced panel is held whole by the "
+        "client (≈ 3.2 GB at 200M pings, 17M visits), so it sets the pipeline's peak, under 4 "
+        "GB. `ingest pings` (not an engine stage) is timed from the run that made the lake; "
+        "at 200M its CPU time grew faster than the input (2,110 s against 205 s at 50M).",
+    ]
     with_dask = [m for m in measured if m["dask"]]
     if with_dask:
         m = with_dask[-1]
