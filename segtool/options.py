@@ -95,3 +95,45 @@ Wait = Annotated[
         show_default=True,
     ),
 ]
+
+# Where work runs (segtool/engine.py; docs/scale.md). Results do not depend on these.
+class EngineChoice(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+MemoryBudget = Annotated[
+    str | None,
+    typer.Option(
+        "--memory-budget",
+        envvar="SEGTOOL_MEMORY_BUDGET",
+        help="Peak memory per process, e.g. 4GB: sizes the device batches and the polars "
+        "streaming engine (which spills to disk beyond it).",
+    ),
+]
+Engine = Annotated[
+    EngineChoice,
+    typer.Option(
+        "--engine",
+        envvar="SEGTOOL_ENGINE",
+        help="local (this process) or dask (device partitions as Dask tasks).",
+        case_sensitive=False,
+    ),
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        envvar="SEGTOOL_DASK_SCHEDULER",
+        help="Dask scheduler address (e.g. tcp://10.0.0.5:8786); none: a LocalCluster.",
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        envvar="SEGTOOL_DASK_WORKERS",
+        min=1,
+        help="Workers of the LocalCluster started without --scheduler (default: cores).",
+    ),
+]

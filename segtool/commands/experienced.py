@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import typer
 
-from segtool import console
+from segtool import console, options
 from segtool.errors import InputError, UsageError
 from segtool.lake import Lake as LakeStore
 from segtool.lake import Manifest
@@ -122,6 +122,10 @@ def experienced(
         help="Write per-device results to the lake's exposure/ dataset (default: on when "
         "reading the lake, off for --visits).",
     ),
+    memory_budget: options.MemoryBudget = None,
+    engine: options.Engine = options.EngineChoice.local,
+    scheduler: options.Scheduler = None,
+    workers: options.Workers = None,
 ) -> None:
     """Experienced (exposure) segregation: how segregated are the places where people spend
     their time, and whom do they meet — compared with where they live.
@@ -140,10 +144,12 @@ def experienced(
     segtool indices experienced --lake lake --bootstrap 200 --null 100 --seed 1
     segtool indices experienced --visits visits.parquet --by slot --places places.geoparquet
     segtool indices experienced --lake lake --ice-high Q4 --ice-low Q1 -f json -o exp.json
+    segtool indices experienced --lake lake --bootstrap 500 --seed 1 --engine dask
     ```
     """
     # imported here, not at the top: the engine pulls in scipy and numba, which would
     # slow down every other command's start-up (and `segtool --help`)
+    from segtool import engine as eng
     from segtool.indices.experienced import (
         ExperiencedParams,
         panel_from_flows,
@@ -177,7 +183,8 @@ def experienced(
     pop = _read_population(population, manifest)
     ses_frame = _read_ses(ses, ses_column, manifest)
 
-    with console.progress() as bar:
+    cfg = eng.settings(engine, scheduler, memory_budget, workers)
+    with console.progress() as bar, eng.runner(cfg) as run:
         task = bar.add_task("preparing visits", total=None)
         if visits is not None:
             lf = read_table(visits)
@@ -207,7 +214,10 @@ def experienced(
         reps = params.bootstrap + params.null if panel.kind == "visits" else 0
         rep_task = bar.add_task("replicates", total=reps or None, visible=reps > 0)
         result = compute_experienced(
-            panel, params, on_block=lambda kind, n: bar.advance(rep_task, n)
+            panel,
+            params,
+            on_block=lambda kind, n: bar.advance(rep_task, n),
+            map_blocks=_blocks_on(run, cfg),
         )
 
     summary = result.summary
@@ -230,6 +240,19 @@ def experienced(
     if write_dev and result.devices is not None:
         _write_exposure(store, result.devices, manifest)
     _print_summary(summary)
+
+
+def _blocks_on(run, cfg):
+    """Replicate blocks as engine tasks with Dask (the panel sent once to each worker);
+    None in this process, where the blocks share the panel across threads."""
+    if cfg.engine != "dask":
+        return None
+    from segtool.indices.experienced.compute import replicate_block
+
+    def map_blocks(ctx, kind, blocks):
+        return run.map(replicate_block, [(kind, b) for b in blocks], (ctx,))
+
+    return map_blocks
 
 
 def read_table(path: Path) -> pl.LazyFrame:

@@ -24,7 +24,6 @@ import typer
 
 from segtool import console, options
 from segtool.errors import InputError, UsageError
-from segtool.exact import seconds_sum
 from segtool.lake import Lake, Manifest
 from segtool.lakelock import DEFAULT_WAIT
 from segtool.options import AllowStale, Wait
@@ -185,6 +184,10 @@ def stays(
     force: Annotated[
         bool, typer.Option("--force", help="Replace stays/ even if it holds ingested vendor stays.")
     ] = False,
+    memory_budget: options.MemoryBudget = None,
+    engine: options.Engine = options.EngineChoice.local,
+    scheduler: options.Scheduler = None,
+    workers: options.Workers = None,
     fmt: options.Format = None,
     output: options.Output = None,
 ) -> None:
@@ -202,9 +205,13 @@ def stays(
     segtool stays --lake lake
     segtool stays --lake lake --radius 50 --min-duration 10m --long-stays cut
     segtool stays --lake lake --format json
+    segtool stays --lake lake --memory-budget 3GB
+    segtool stays --lake /shared/lake --engine dask --scheduler tcp://10.0.0.5:8786
     ```
     """
-    from segtool.mobility.stays import StayCounts, StayParams, detect_stays
+    from segtool import engine as eng
+    from segtool.mobility.parts import BYTES_PER_PING, stays_part
+    from segtool.mobility.stays import StayCounts, StayParams
 
     params = StayParams(
         radius_m=radius,
@@ -227,7 +234,8 @@ def stays(
             )
     pings = _scan(lk, "pings")
     n_pings = pings.select(pl.len()).collect().item()
-    n_batches = _n_batches(n_pings, batch_pings)
+    cfg = eng.settings(engine, scheduler, memory_budget, workers)
+    n_batches = _n_batches(n_pings, cfg.rows_per_batch(batch_pings, BYTES_PER_PING))
     manifest = Manifest(command="stays", parameters={**asdict(params), "batches": n_batches})
     manifest.add_dataset_input(lk, "pings")
     counts = StayCounts()
@@ -236,16 +244,16 @@ def stays(
         lk.writing("stays", manifest) as tmp,
         console.progress() as bar,
         _device_buckets(lk, pings, n_batches, bar) as buckets,
+        eng.runner(cfg) as run,
     ):
         task = bar.add_task("detecting stays", total=n_batches)
-        for b, bucket in enumerate(buckets):
-            batch = bucket.collect()
-            frame, c = detect_stays(batch, params)
-            _write(frame, tmp / f"part-{b:05d}.parquet")
+        parts = [
+            (*src, str(tmp.resolve() / f"part-{b:05d}.parquet")) for b, src in enumerate(buckets)
+        ]
+        for c, n_in, n_out in run.map(stays_part, parts, (str(lk.root.resolve()), params)):
             counts += c
-            devices_in += batch["device"].n_unique()
-            devices_out += frame["device"].n_unique()
-            del batch, frame
+            devices_in += n_in
+            devices_out += n_out
             bar.advance(task)
         manifest.rows_in = counts.pings
         manifest.rows_written = counts.stays
@@ -267,33 +275,22 @@ def stays(
 
 
 @contextmanager
-def _device_buckets(lake: Lake, pings: pl.LazyFrame, n: int, bar) -> Iterator[list[pl.LazyFrame]]:
-    """The pings split into `n` sets of whole devices (device id modulo n).
+def _device_buckets(lake: Lake, pings: pl.LazyFrame, n: int, bar) -> Iterator[list[tuple]]:
+    """The pings split into `n` sets of whole devices (device id modulo n), as sources
+    for `segtool.mobility.parts.stays_part`.
 
     With more than one set, one streaming pass writes the sets as uncompressed Arrow IPC
     into a scratch folder in the lake (removed afterwards), so each set is read once
     instead of filtering the whole dataset n times (≈ 32 bytes of scratch per ping).
     """
-    from segtool.mobility.stays import ping_columns
+    from segtool.mobility.parts import split_pings
 
-    columns = ping_columns(pings)
-    if n <= 1:
-        yield [columns]
-        return
-    scratch = lake.root / f".scratch-stays-{uuid.uuid4().hex}"
+    scratch = lake.root.resolve() / f".scratch-stays-{uuid.uuid4().hex}"
     try:
         task = bar.add_task("splitting pings by device", total=None)
-        columns.with_columns((pl.col("device") % n).alias("bucket")).sink_ipc(
-            pl.PartitionBy(scratch, key="bucket", include_key=False), mkdir=True
-        )
+        sources = split_pings(pings, n, scratch)
         bar.update(task, total=1, completed=1)
-        empty = columns.clear()
-        yield [
-            pl.scan_ipc(scratch / f"bucket={b}" / "*.ipc")
-            if (scratch / f"bucket={b}").exists()
-            else empty
-            for b in range(n)
-        ]
+        yield sources
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -333,6 +330,10 @@ def homes(
         str,
         typer.Option("--country", help="Public holidays (not work days) of this country."),
     ] = "SE",
+    memory_budget: options.MemoryBudget = None,
+    engine: options.Engine = options.EngineChoice.local,
+    scheduler: options.Scheduler = None,
+    workers: options.Workers = None,
     fmt: options.Format = None,
     output: options.Output = None,
 ) -> None:
@@ -349,9 +350,12 @@ def homes(
     ```
     segtool homes --lake lake
     segtool homes --lake lake --res 10 --min-nights 5 --work
+    segtool homes --lake lake --engine dask --workers 4
     ```
     """
-    from segtool.mobility.homes import HomeParams, detect_homes
+    from segtool import engine as eng
+    from segtool.mobility.homes import HomeParams
+    from segtool.mobility.parts import BYTES_PER_STAY_HOMES, homes_part
 
     params = HomeParams(
         res=res,
@@ -374,10 +378,13 @@ def homes(
     manifest.add_dataset_input(lk, "stays")
     if areas is not None:
         manifest.add_dataset_input(lk, "areas")
-    with console.progress() as bar:
+    cfg = eng.settings(engine, scheduler, memory_budget, workers)
+    with console.progress() as bar, eng.runner(cfg) as run:
         task = bar.add_task("detecting homes", total=None)
         n_stays, n_devices = stays_lf.select(pl.len(), pl.col("device").n_unique()).collect().row(0)
-        found = detect_homes(stays_lf, params, areas)
+        n = max(cfg.batches(n_stays, max(n_stays, 1), BYTES_PER_STAY_HOMES), run.parallelism)
+        shared = (str(lk.root.resolve()), params, areas)
+        found = pl.concat(run.map(homes_part, [(b, n) for b in range(n)], shared)).sort("device")
         bar.update(task, total=1, completed=1)
     with lk.writing("homes", manifest) as tmp:
         _write(found, tmp / "part-00000.parquet")
@@ -447,6 +454,10 @@ def groups(
         float, typer.Option("--trim", help="Weights are capped at sqrt(CV²+1)·TRIM·median.")
     ] = 3.5,
     min_devices: options.MinDevices = 5,
+    memory_budget: options.MemoryBudget = None,
+    engine: options.Engine = options.EngineChoice.local,
+    scheduler: options.Scheduler = None,
+    workers: options.Workers = None,
     fmt: options.Format = None,
     output: options.Output = None,
 ) -> None:
@@ -466,8 +477,14 @@ def groups(
     segtool groups --lake lake --soft
     segtool groups --lake lake --rule plurality -o coverage.csv
     ```
+
+    Groups work on one row per device (`homes/`) and the register: they run in this
+    process with any `--engine` (the options are accepted so every stage takes the same).
     """
+    from segtool.engine import apply_memory_budget, settings
     from segtool.mobility.groups import GroupParams, assign_groups, coverage, register_key
+
+    apply_memory_budget(settings(engine, scheduler, memory_budget, workers).memory_budget)
 
     params = GroupParams(
         soft=soft,
@@ -603,6 +620,10 @@ def visits(
     batch_stays: Annotated[
         int, typer.Option("--batch-stays", help="Stays per device batch (bounds memory).")
     ] = 2_000_000,
+    memory_budget: options.MemoryBudget = None,
+    engine: options.Engine = options.EngineChoice.local,
+    scheduler: options.Scheduler = None,
+    workers: options.Workers = None,
     fmt: options.Format = None,
     output: options.Output = None,
 ) -> None:
@@ -618,11 +639,13 @@ def visits(
     ```
     segtool visits --lake lake
     segtool visits --lake lake --res 10 --min-days 3 --holidays weekend
+    segtool visits --lake lake --memory-budget 3GB
     ```
     """
+    from segtool import engine as eng
     from segtool.mobility.filters import DeviceFilter, device_activity, filter_devices
-    from segtool.mobility.stays import device_batches
-    from segtool.mobility.visits import VisitParams, generate_visits
+    from segtool.mobility.parts import BYTES_PER_STAY_VISITS, visits_part
+    from segtool.mobility.visits import VisitParams
 
     params = VisitParams(
         res=res,
@@ -638,25 +661,29 @@ def visits(
         command="visits", parameters={"visits": asdict(params), "filters": asdict(rule)}
     )
     manifest.add_dataset_input(lk, "stays")
-    with console.progress() as bar:
+    cfg = eng.settings(engine, scheduler, memory_budget, workers)
+    with console.progress() as bar, eng.runner(cfg) as run:
         task = bar.add_task("filtering devices", total=None)
         n_stays = stays_lf.select(pl.len()).collect().item()
         activity = device_activity(stays_lf, res, tz).collect(engine="streaming")
         kept, dropped = filter_devices(activity, rule)
         bar.update(task, total=1, completed=1)
-        n_batches = _n_batches(n_stays, batch_stays)
-        kept_stays = stays_lf.join(kept.lazy(), on="device", how="semi", maintain_order="left")
+        per_batch = cfg.rows_per_batch(batch_stays, BYTES_PER_STAY_VISITS)
+        n_batches = max(_n_batches(n_stays, per_batch), run.parallelism)
         rows = 0
         dwell = 0.0
         by_daytype: dict[str, float] = {}
         with lk.writing("visits", manifest) as tmp:
             task = bar.add_task("binning visits", total=n_batches)
-            for b, batch in enumerate(device_batches(kept_stays, n_batches)):
-                frame = generate_visits(batch, params).collect()
-                _write(frame, tmp / f"part-{b:05d}.parquet")
-                rows += frame.height
-                dwell += frame.select(seconds_sum("dwell_s")).item()
-                for d, s in frame.group_by("daytype").agg(seconds_sum("dwell_s")).iter_rows():
+            parts = [
+                (b, n_batches, str(tmp.resolve() / f"part-{b:05d}.parquet"))
+                for b in range(n_batches)
+            ]
+            shared = (str(lk.root.resolve()), params, kept.select("device"))
+            for n_rows, part_dwell, part_by_daytype in run.map(visits_part, parts, shared):
+                rows += n_rows
+                dwell += part_dwell
+                for d, s in part_by_daytype.items():
                     by_daytype[d] = by_daytype.get(d, 0.0) + s
                 bar.advance(task)
             manifest.rows_in = n_stays

@@ -277,26 +277,44 @@ def _block_size(panel: Panel) -> int:
     return int(max(1, min(16, 16_000_000 // max(1, panel.n * panel.k))))
 
 
-def _replicates(ctx: _Context, kind: str, on_block: Callable[[str, int], None] | None) -> _Out:
+def replicate_block(ctx: _Context, kind: str, reps: range) -> _Out:
+    """Bootstrap or null replicates `reps` (each from its own spawned seed, so a block's
+    result does not depend on which blocks run where)."""
     panel, params = ctx.panel, ctx.params
     total = params.bootstrap if kind == "bootstrap" else params.null
     n = panel.n
+    if kind == "bootstrap":
+        c = resample.multipliers(n, reps, total, params.seed, params.resample)
+        return _evaluate(ctx, c, panel.member, ctx.ses)
+    perms = resample.permutations(n, reps, total, params.seed)
+    ses = None if ctx.ses is None else ctx.ses[perms]
+    return _evaluate(ctx, None, panel.member[perms], ses)
+
+
+def _replicates(
+    ctx: _Context,
+    kind: str,
+    on_block: Callable[[str, int], None] | None,
+    map_blocks: Callable | None = None,
+) -> _Out:
+    panel, params = ctx.panel, ctx.params
+    total = params.bootstrap if kind == "bootstrap" else params.null
 
     def run(reps: range) -> _Out:
-        if kind == "bootstrap":
-            c = resample.multipliers(n, reps, total, params.seed, params.resample)
-            res = _evaluate(ctx, c, panel.member, ctx.ses)
-        else:
-            perms = resample.permutations(n, reps, total, params.seed)
-            ses = None if ctx.ses is None else ctx.ses[perms]
-            res = _evaluate(ctx, None, panel.member[perms], ses)
+        res = replicate_block(ctx, kind, reps)
         if on_block:
             on_block(kind, len(reps))
         return res
 
     parts = resample.blocks(total, _block_size(panel))
     workers = _threads()
-    if workers > 1 and len(parts) > 1:
+    if map_blocks is not None:  # e.g. Dask tasks (segtool.engine), results in block order
+        outs = []
+        for out, reps in zip(map_blocks(ctx, kind, parts), parts, strict=True):
+            outs.append(out)
+            if on_block:
+                on_block(kind, len(reps))
+    elif workers > 1 and len(parts) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outs = list(pool.map(run, parts))
     else:
@@ -439,10 +457,13 @@ def experienced(
     params: ExperiencedParams | None = None,
     *,
     on_block: Callable[[str, int], None] | None = None,
+    map_blocks: Callable | None = None,
 ) -> ExperiencedResult:
     """Every experienced index of `panel` (see the package docstring for definitions).
 
-    `on_block(kind, n)` is called after each block of n bootstrap/null replicates."""
+    `on_block(kind, n)` is called after each block of n bootstrap/null replicates.
+    `map_blocks(ctx, kind, blocks)`, when given, runs `replicate_block(ctx, kind, reps)`
+    for each block elsewhere (e.g. on Dask workers) and yields the results in order."""
     params = params or ExperiencedParams()
     ctx = _context(panel, params)
     est = _evaluate(ctx, None, panel.member, ctx.ses, detail=True)
@@ -452,9 +473,9 @@ def experienced(
         notes.append("flows carry no devices: --bootstrap and --null are skipped")
     else:
         if params.bootstrap:
-            boot = _replicates(ctx, "bootstrap", on_block)
+            boot = _replicates(ctx, "bootstrap", on_block, map_blocks)
         if params.null:
-            null = _replicates(ctx, "null", on_block)
+            null = _replicates(ctx, "null", on_block, map_blocks)
     extra: dict = {}
     if (
         panel.population is not None
