@@ -93,7 +93,7 @@ def observable_share(
     t = truth.with_row_index("_t").select("_t", "device", "start", "end").sort("start")
     p = pings.select("device", pl.col("ts").cast(t.schema["start"])).sort("ts")
     inside = p.join_asof(
-        t, left_on="ts", right_on="start", by="device", strategy="backward"
+        t, left_on="ts", right_on="start", by="device", strategy="backward", check_sortedness=False
     ).filter(pl.col("_t").is_not_null() & (pl.col("ts") <= pl.col("end")))
     span = inside.group_by("_t").agg(_us(pl.col("ts").max() - pl.col("ts").min()).alias("span"))
     ok = span.filter(pl.col("span") >= min_duration_s * 1e6).height
