@@ -7,10 +7,14 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
 2. The next ping joins if it lies within `radius_m` of the current centre and no more than
    `max_gap_s` after the last accepted ping. With `use_accuracy` (default) and an
    `accuracy_m` column, a ping may lie farther by its reported accuracy, capped at r (its
-   uncertainty circle reaches the stay's circle; at most 2r).
-3. A ping outside is an *outlier* if one of the next `max_outliers` pings comes back
-   within reach (a GPS glitch): it is skipped (not counted, not averaged) and the
-   stay goes on. Otherwise the device has left: the candidate closes at its last accepted ping.
+   uncertainty circle reaches the stay's circle; at most 2r). With `centre_slack`
+   (default) r is widened to r·√(1 + 1/n) while the centre is the mean of n pings (the
+   distance of a ping to a mean of n noisy pings has 1 + 1/n times the variance).
+3. A ping outside is an *outlier* if a later ping comes back within reach (a GPS glitch)
+   before more than `max_outliers` pings lie beyond `noise_band` × reach (pings in the
+   band between reach and 2 × reach, by default, are GPS noise and do not count): the
+   pings in between are skipped (not counted, not averaged) and the stay goes on.
+   Otherwise the device has left: the candidate closes at its last accepted ping.
 4. The next candidate opens at the ping after the last accepted one. Candidates of one
    place are joined again (GPS jitter can split a stay): the next candidate if its centre
    lies within the radius of the stay's centre, or a later one when the pings in between
@@ -20,6 +24,11 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
 5. Long stays (`end − start ≥ max_stay_s`): ``keep`` (default), ``cut`` (close the stay at
    the last ping before `max_stay_s` and open a new one at the next ping, as Infostop's
    `max_staying_time`) or ``drop``.
+6. Gap filling: a kept stay whose first (last) ping follows (precedes) a reporting gap g
+   with `fill_gap_s` < g ≤ `max_gap_s` starts (ends) ⌊g/2⌋ earlier (later), in the middle
+   of the gap, where the device most likely arrived (left). `fill_gap_s` = 0: off.
+
+Each device's stays depend on its own pings only, so device batches give the same stays.
 
 Distances use the equirectangular approximation around the candidate's first ping
 (error < 0.01 % at 30 m); centres are the mean of the accepted pings' lat/lon.
