@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
 
-from segtool.mobility.stays import StayParams, detect_stays  # noqa: E402
+from segtool.mobility.stays import NOISY, StayParams, detect_stays  # noqa: E402
 from segtool.mobility.stays_quality import _pairs, _us, score_stays  # noqa: E402
 from segtool.synth.traces import TraceParams, make_traces  # noqa: E402
 
@@ -40,11 +40,14 @@ REGIMES = {
 }
 REPS = 5
 PREVIOUS = StayParams(noise_band=1.0, centre_slack=False, fill_gap_s=0.0)
+NOISY_PARAMS = StayParams(**NOISY)
 
 
 def tuned(noise_m: float) -> StayParams:
     """What a user who knows the noise would set: r = max(30 m, 3σ), 3 outliers, 5 min."""
-    return StayParams(radius_m=max(30.0, 3 * noise_m), max_outliers=3, fill_gap_s=300.0)
+    return StayParams(
+        radius_m=max(30.0, 3 * noise_m), max_outliers=3, noise_band=2.0, fill_gap_s=300.0
+    )
 
 
 def ours(pings: pl.DataFrame, params: StayParams) -> tuple[pl.DataFrame, float]:
@@ -145,8 +148,9 @@ def main() -> None:
             runs = [
                 ("segtool defaults", ours, (pings, StayParams())),
                 ("segtool, rules of issue 11 off (previous)", ours, (pings, PREVIOUS)),
+                ("segtool --noise-band 2 --fill-gap 15m", ours, (pings, NOISY_PARAMS)),
                 (
-                    f"segtool tuned (r {max(30, 3 * noise):g} m, 3 outliers, fill 5 min)",
+                    f"segtool tuned (r {max(30, 3 * noise):g} m, 3 outliers, band 2, fill 5 min)",
                     ours,
                     (pings, tuned(noise)),
                 ),
@@ -177,9 +181,12 @@ def _rate(per_s: float) -> str:
 READING = """
 ## Reading
 
-- At the defaults, the 15 m / app-gaps case (the issue's data) goes from recall 0.677 and
-  82 % of stay time with the rules of issue 11 off to the figures above; what is left is
-  mostly unobservable (the `observable` column: no two pings spanning 15 min).
+- Defaults keep stay bounds at the pings (the bundled sample's truth test asks for bounds
+  within 5 min); the centre slack is the only new rule on by default. For noisy, app-style
+  data add `--noise-band 2 --fill-gap 15m` (`segtool.mobility.stays.NOISY`): on the 15 m /
+  app-gaps case (the issue's data) that row is the one to compare with the issue's goal;
+  what is left is mostly unobservable (the `observable` column: no two pings spanning
+  15 min).
 - trackintel ends a staypoint at the first ping *after* it, so a staypoint covers the whole
   reporting gap that follows: at 5 m noise that gives it a higher recall than ours at
   precision ~0.81 (detected staypoints spilling over into trips and the next stay). With

@@ -180,9 +180,9 @@ def stays(
         typer.Option(
             "--noise-band",
             help="Pings between r and this × r of the centre are GPS noise: skipped, and not "
-            "counted against --max-outliers (1: off).",
+            "counted against --max-outliers (1: off; 2 for noisy phone data).",
         ),
-    ] = 2.0,
+    ] = 1.0,
     centre_slack: Annotated[
         bool,
         typer.Option(
@@ -195,9 +195,10 @@ def stays(
         typer.Option(
             "--fill-gap",
             help="A stay starts/ends in the middle of a reporting gap longer than this (and "
-            "at most --max-gap) next to its first/last ping (0: at the pings).",
+            "at most --max-gap) next to its first/last ping (0: off, at the pings; 15m for "
+            "app-style reporting gaps).",
         ),
-    ] = "15m",
+    ] = "0",
     batch_pings: Annotated[
         int, typer.Option("--batch-pings", help="Pings per device batch (bounds memory).")
     ] = 5_000_000,
@@ -212,9 +213,9 @@ def stays(
     A stay is a run of a device's consecutive pings within `--radius` of the stay's running
     centre, lasting at least `--min-duration`, with no gap over `--max-gap`; a lone ping
     outside that comes back is skipped as an outlier, and pieces of one stay split by GPS
-    jitter are joined; pings just outside r (`--noise-band`) are taken for GPS noise, and a
-    stay next to a reporting gap starts/ends in its middle (`--fill-gap`), see
-    docs/mobility.md. Long stays are kept by default (overnight stays at home often exceed
+    jitter are joined. For noisy phone data with reporting gaps add `--noise-band 2
+    --fill-gap 15m` (pings just outside r are GPS noise; a stay next to a reporting gap
+    starts/ends in its middle), see docs/mobility.md. Long stays are kept by default (overnight stays at home often exceed
     12 h). Skip this step if you ingested vendor stays with `segtool ingest stays`.
 
     **Examples**
@@ -223,7 +224,8 @@ def stays(
     segtool stays --lake lake
     segtool stays --lake lake --radius 50 --min-duration 10m --long-stays cut
     segtool stays --lake lake --format json
-    segtool stays --lake lake --radius 45 --max-outliers 3 --fill-gap 5m
+    segtool stays --lake lake --noise-band 2 --fill-gap 15m
+    segtool stays --lake lake --radius 45 --max-outliers 3 --noise-band 2 --fill-gap 5m
     ```
     """
     from segtool.mobility.stays import StayCounts, StayParams, detect_stays

@@ -11,8 +11,9 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
    (default) r is widened to r·√(1 + 1/n) while the centre is the mean of n pings (the
    distance of a ping to a mean of n noisy pings has 1 + 1/n times the variance).
 3. A ping outside is an *outlier* if a later ping comes back within reach (a GPS glitch)
-   before more than `max_outliers` pings lie beyond `noise_band` × reach (pings in the
-   band between reach and 2 × reach, by default, are GPS noise and do not count): the
+   before more than `max_outliers` pings lie beyond `noise_band` × reach (with
+   `noise_band` > 1, e.g. 2, pings between reach and 2 × reach are taken for GPS noise and
+   do not count; default 1: every ping outside counts): the
    pings in between are skipped (not counted, not averaged) and the stay goes on.
    Otherwise the device has left: the candidate closes at its last accepted ping.
 4. The next candidate opens at the ping after the last accepted one. Candidates of one
@@ -26,7 +27,10 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
    `max_staying_time`) or ``drop``.
 6. Gap filling: a kept stay whose first (last) ping follows (precedes) a reporting gap g
    with `fill_gap_s` < g ≤ `max_gap_s` starts (ends) ⌊g/2⌋ earlier (later), in the middle
-   of the gap, where the device most likely arrived (left). `fill_gap_s` = 0: off.
+   of the gap, where the device most likely arrived (left). `fill_gap_s` = 0 (default): off.
+
+`NOISY` holds the settings for noisy, app-style data (noise band 2, fill gaps over 15 min);
+see docs/mobility.md for what they gain on such data and cost in boundary precision.
 
 Each device's stays depend on its own pings only, so device batches give the same stays.
 
@@ -79,8 +83,8 @@ class StayParams:
     max_outliers: int = 1
     merge_gap_s: float = 15 * 60.0
     use_accuracy: bool = True
-    fill_gap_s: float = 15 * 60.0
-    noise_band: float = 2.0
+    fill_gap_s: float = 0.0  # off; 15 min for app-style reporting gaps (NOISY)
+    noise_band: float = 1.0  # off; 2 for noisy data (NOISY)
     centre_slack: bool = True
 
     def __post_init__(self) -> None:
@@ -100,6 +104,9 @@ class StayParams:
             raise UsageError(f"--noise-band must be 1 or more, got {self.noise_band}")
         if self.fill_gap_s < 0:
             raise UsageError("--fill-gap must be 0 or more")
+
+
+NOISY = dict(noise_band=2.0, fill_gap_s=15 * 60.0)
 
 
 @dataclass(frozen=True)
