@@ -96,6 +96,7 @@ Wait = Annotated[
     ),
 ]
 
+
 # Where work runs (segtool/engine.py; docs/scale.md). Results do not depend on these.
 class EngineChoice(StrEnum):
     local = "local"

@@ -178,6 +178,30 @@ def stays(
             help="Let a ping lie farther than r by its reported accuracy_m (capped at r).",
         ),
     ] = True,
+    noise_band: Annotated[
+        float,
+        typer.Option(
+            "--noise-band",
+            help="Pings between r and this × r of the centre are GPS noise: skipped, and not "
+            "counted against --max-outliers (1: off; 2 for noisy phone data).",
+        ),
+    ] = 1.0,
+    centre_slack: Annotated[
+        bool,
+        typer.Option(
+            "--centre-slack/--no-centre-slack",
+            help="Widen r by √(1 + 1/n) while the centre rests on only n pings.",
+        ),
+    ] = True,
+    fill_gap: Annotated[
+        str,
+        typer.Option(
+            "--fill-gap",
+            help="A stay starts/ends in the middle of a reporting gap longer than this (and "
+            "at most --max-gap) next to its first/last ping (0: off, at the pings; 15m for "
+            "app-style reporting gaps).",
+        ),
+    ] = "0",
     batch_pings: Annotated[
         int, typer.Option("--batch-pings", help="Pings per device batch (bounds memory).")
     ] = 5_000_000,
@@ -196,7 +220,9 @@ def stays(
     A stay is a run of a device's consecutive pings within `--radius` of the stay's running
     centre, lasting at least `--min-duration`, with no gap over `--max-gap`; a lone ping
     outside that comes back is skipped as an outlier, and pieces of one stay split by GPS
-    jitter are joined. Long stays are kept by default (overnight stays at home often exceed
+    jitter are joined. For noisy phone data with reporting gaps add `--noise-band 2
+    --fill-gap 15m` (pings just outside r are GPS noise; a stay next to a reporting gap
+    starts/ends in its middle), see docs/mobility.md. Long stays are kept by default (overnight stays at home often exceed
     12 h). Skip this step if you ingested vendor stays with `segtool ingest stays`.
 
     **Examples**
@@ -207,6 +233,8 @@ def stays(
     segtool stays --lake lake --format json
     segtool stays --lake lake --memory-budget 3GB
     segtool stays --lake /shared/lake --engine dask --scheduler tcp://10.0.0.5:8786
+    segtool stays --lake lake --noise-band 2 --fill-gap 15m
+    segtool stays --lake lake --radius 45 --max-outliers 3 --noise-band 2 --fill-gap 5m
     ```
     """
     from segtool import engine as eng
@@ -222,6 +250,9 @@ def stays(
         max_outliers=max_outliers,
         merge_gap_s=parse_duration(merge_gap, "--merge-gap"),
         use_accuracy=accuracy,
+        noise_band=noise_band,
+        centre_slack=centre_slack,
+        fill_gap_s=parse_duration(fill_gap, "--fill-gap"),
     )
     lk = Lake(lake, allow_stale=allow_stale, wait=wait)
     if lk.exists("stays") and not force:
@@ -269,6 +300,7 @@ def stays(
             "pieces_merged": counts.merged,
             "long_stays_cut": counts.long_cut,
             "long_stays_dropped": counts.long_dropped,
+            "bounds_filled_into_gaps": counts.bounds_filled,
         }
         manifest.extra = {"summary": _finite(summary)}
     _summary(f"stays → {lk.path('stays')}", list(summary.items()), fmt, output)

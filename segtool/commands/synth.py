@@ -64,6 +64,24 @@ def synth(
     outlier_share: Annotated[
         float, typer.Option("--outlier-share", help="Share of pings jumping 150–1500 m.")
     ] = 0.002,
+    gap_mean: Annotated[
+        float,
+        typer.Option(
+            "--gap-mean",
+            help="Mean minutes of one gap (e.g. 33 with --gap-share 0.3: app-style duty cycling).",
+        ),
+    ] = 120.0,
+    bursts: Annotated[
+        float,
+        typer.Option("--bursts", help="Bursts a day per device (5–30 pings 1–10 s apart)."),
+    ] = 0.0,
+    noise: Annotated[
+        float,
+        typer.Option(
+            "--noise",
+            help="GPS error σ per axis, metres (0: follows the reported accuracy).",
+        ),
+    ] = 0.0,
     low_accuracy_share: Annotated[
         float,
         typer.Option(
@@ -105,6 +123,7 @@ def synth(
     segtool synth --out city --devices 300 --days 14 --seed 1
     segtool synth --out city --devices 1000 --days 21 --seed 7 --segregation 0.8 --homophily 2 --gzip
     segtool synth --out big --devices 20000 --days 14 --seed 1 --files 8 --gzip
+    segtool synth --out noisy --devices 1000 --days 7 --noise 15 --ping-interval 7 --gap-share 0.3 --gap-mean 33 --bursts 2
     ```
     """
     from segtool.synth import SynthParams, generate_city
@@ -121,6 +140,9 @@ def synth(
         gap_share=gap_share,
         accuracy_m=accuracy,
         outlier_share=outlier_share,
+        gap_mean_min=gap_mean,
+        bursts_per_day=bursts,
+        noise_m=noise,
         low_accuracy_share=low_accuracy_share,
         duplicate_share=duplicate_share,
         malformed_share=malformed_share,

@@ -7,10 +7,15 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
 2. The next ping joins if it lies within `radius_m` of the current centre and no more than
    `max_gap_s` after the last accepted ping. With `use_accuracy` (default) and an
    `accuracy_m` column, a ping may lie farther by its reported accuracy, capped at r (its
-   uncertainty circle reaches the stay's circle; at most 2r).
-3. A ping outside is an *outlier* if one of the next `max_outliers` pings comes back
-   within reach (a GPS glitch): it is skipped (not counted, not averaged) and the
-   stay goes on. Otherwise the device has left: the candidate closes at its last accepted ping.
+   uncertainty circle reaches the stay's circle; at most 2r). With `centre_slack`
+   (default) r is widened to r·√(1 + 1/n) while the centre is the mean of n pings (the
+   distance of a ping to a mean of n noisy pings has 1 + 1/n times the variance).
+3. A ping outside is an *outlier* if a later ping comes back within reach (a GPS glitch)
+   before more than `max_outliers` pings lie beyond `noise_band` × reach (with
+   `noise_band` > 1, e.g. 2, pings between reach and 2 × reach are taken for GPS noise and
+   do not count; default 1: every ping outside counts): the
+   pings in between are skipped (not counted, not averaged) and the stay goes on.
+   Otherwise the device has left: the candidate closes at its last accepted ping.
 4. The next candidate opens at the ping after the last accepted one. Candidates of one
    place are joined again (GPS jitter can split a stay): the next candidate if its centre
    lies within the radius of the stay's centre, or a later one when the pings in between
@@ -20,6 +25,14 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
 5. Long stays (`end − start ≥ max_stay_s`): ``keep`` (default), ``cut`` (close the stay at
    the last ping before `max_stay_s` and open a new one at the next ping, as Infostop's
    `max_staying_time`) or ``drop``.
+6. Gap filling: a kept stay whose first (last) ping follows (precedes) a reporting gap g
+   with `fill_gap_s` < g ≤ `max_gap_s` starts (ends) ⌊g/2⌋ earlier (later), in the middle
+   of the gap, where the device most likely arrived (left). `fill_gap_s` = 0 (default): off.
+
+`NOISY` holds the settings for noisy, app-style data (noise band 2, fill gaps over 15 min);
+see docs/mobility.md for what they gain on such data and cost in boundary precision.
+
+Each device's stays depend on its own pings only, so device batches give the same stays.
 
 Distances use the equirectangular approximation around the candidate's first ping
 (error < 0.01 % at 30 m); centres are the mean of the accepted pings' lat/lon.
@@ -70,6 +83,9 @@ class StayParams:
     max_outliers: int = 1
     merge_gap_s: float = 15 * 60.0
     use_accuracy: bool = True
+    fill_gap_s: float = 0.0  # off; 15 min for app-style reporting gaps (NOISY)
+    noise_band: float = 1.0  # off; 2 for noisy data (NOISY)
+    centre_slack: bool = True
 
     def __post_init__(self) -> None:
         if not self.radius_m > 0:
@@ -84,6 +100,13 @@ class StayParams:
             raise UsageError("--max-outliers must be 0 or more")
         if self.merge_gap_s < 0:
             raise UsageError("--merge-gap must be 0 or more")
+        if not self.noise_band >= 1.0:
+            raise UsageError(f"--noise-band must be 1 or more, got {self.noise_band}")
+        if self.fill_gap_s < 0:
+            raise UsageError("--fill-gap must be 0 or more")
+
+
+NOISY = dict(noise_band=2.0, fill_gap_s=15 * 60.0)
 
 
 @dataclass(frozen=True)
@@ -97,13 +120,14 @@ class StayCounts:
     merged: int = 0
     long_cut: int = 0
     long_dropped: int = 0
+    bounds_filled: int = 0
 
     def __add__(self, other: StayCounts) -> StayCounts:
         return StayCounts(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
 
 
 @numba.njit(cache=True, nogil=True)
-def _candidates(dev, t, lat, lon, reach, max_gap, max_stay, cut, max_outliers):
+def _candidates(dev, t, lat, lon, reach, max_gap, max_stay, cut, max_outliers, band2, slack):
     """Split the (device, ts)-sorted pings into candidate stays (steps 1–3 of the module
     docstring); ping j is within the stay if its distance to the centre is at most
     reach[j] (degrees of latitude). Returns (label of each ping — its candidate, or -1 for a skipped outlier —,
@@ -131,9 +155,12 @@ def _candidates(dev, t, lat, lon, reach, max_gap, max_stay, cut, max_outliers):
                 break
             clat = sum_lat / cnt
             clon = sum_lon / cnt
+            # the centre of cnt pings is itself uncertain: r grows by √(1 + 1/cnt)
+            grow = slack * (np.sqrt(1.0 + 1.0 / cnt) - 1.0)
             dy = lat[j] - clat
             dx = (lon[j] - clon) * coslat
-            if dx * dx + dy * dy <= reach[j] * reach[j]:
+            rj = reach[j] + grow
+            if dx * dx + dy * dy <= rj * rj:
                 sum_lat += lat[j]
                 sum_lon += lon[j]
                 cnt += 1
@@ -141,17 +168,23 @@ def _candidates(dev, t, lat, lon, reach, max_gap, max_stay, cut, max_outliers):
                 labels[j] = cand
                 j += 1
                 continue
-            # j lies outside: an outlier if one of the next max_outliers pings comes back
+            # j lies outside: skipped if a later ping comes back within reach before
+            # more than max_outliers pings beyond band × reach (pings in the noise band
+            # between reach and band × reach do not count)
             back = -1
+            far = 1 if dx * dx + dy * dy > band2 * rj * rj else 0
             m = j + 1
-            while m < n and dev[m] == d and m - j <= max_outliers:
+            while far <= max_outliers and m < n and dev[m] == d:
                 if t[m] - t[last] > max_gap or (cut and t[m] - t[s] >= max_stay):
                     break
                 dy = lat[m] - clat
                 dx = (lon[m] - clon) * coslat
-                if dx * dx + dy * dy <= reach[m] * reach[m]:
+                rm = reach[m] + grow
+                if dx * dx + dy * dy <= rm * rm:
                     back = m
                     break
+                if dx * dx + dy * dy > band2 * rm * rm:
+                    far += 1
                 m += 1
             if back < 0:
                 break
@@ -287,16 +320,60 @@ def _order_within_devices(dev, t, lat, lon):
 
 
 @numba.njit(cache=True, nogil=True)
+def _fill_gaps(dev, t, start, end, first, last, keep, fill_gap, max_gap):
+    """Step 6: a kept stay whose first (last) ping follows (precedes) a reporting gap g of
+    the device with fill_gap < g ≤ max_gap starts (ends) in the middle of it: ⌊g/2⌋ earlier
+    (later). Two stays around one gap meet at most in its middle, so they never overlap.
+    fill_gap ≤ 0: off. Returns (start, end, number of bounds moved)."""
+    start = start.copy()
+    end = end.copy()
+    n = t.shape[0]
+    moved = 0
+    if fill_gap <= 0:
+        return start, end, moved
+    for g in range(start.shape[0]):
+        if not keep[g]:
+            continue
+        f = first[g]
+        if f > 0 and dev[f - 1] == dev[f]:
+            gap = t[f] - t[f - 1]
+            if fill_gap < gap <= max_gap:
+                start[g] = t[f] - gap // 2
+                moved += 1
+        e = last[g]
+        if e + 1 < n and dev[e + 1] == dev[e]:
+            gap = t[e + 1] - t[e]
+            if fill_gap < gap <= max_gap:
+                end[g] = t[e] + gap // 2
+                moved += 1
+    return start, end, moved
+
+
+@numba.njit(cache=True, nogil=True)
 def _kernel(
-    dev, t, lat, lon, reach, r_deg2, max_gap, max_stay, merge_gap, min_dur, mode, max_outliers
+    dev,
+    t,
+    lat,
+    lon,
+    reach,
+    r_deg2,
+    max_gap,
+    max_stay,
+    merge_gap,
+    min_dur,
+    mode,
+    max_outliers,
+    fill_gap,
+    band,
+    slack,
 ):
-    """Steps 1–5 in one compiled call (one cache load per process).
+    """Steps 1–6 in one compiled call (one cache load per process).
 
     Returns (ping labels — stay id 0, 1, … or −1 —, per-stay device, start, end, Σlat,
-    Σlon, pings, and counts [outliers skipped, merged, cut, dropped])."""
+    Σlon, pings, and counts [outliers skipped, merged, cut, dropped, bounds moved])."""
     cut = mode == 1
     labels, n_cand, n_cut = _candidates(
-        dev, t, lat, lon, reach, max_gap, max_stay, cut, max_outliers
+        dev, t, lat, lon, reach, max_gap, max_stay, cut, max_outliers, band * band, slack
     )
     agg = _aggregate(labels, dev, t, lat, lon, n_cand)
     n_groups = n_cand
@@ -333,7 +410,8 @@ def _kernel(
         outliers += (last[g] - first[g] + 1) - cnt[g]
     keep = new_id >= 0
     labels = _relabel(labels, new_id)
-    counts = np.array([outliers, n_cand - n_groups, n_cut, n_dropped], np.int64)
+    start, end, n_filled = _fill_gaps(dev, t, start, end, first, last, keep, fill_gap, max_gap)
+    counts = np.array([outliers, n_cand - n_groups, n_cut, n_dropped, n_filled], np.int64)
     return (
         labels,
         g_dev[keep],
@@ -395,6 +473,9 @@ def _detect(pings: pl.DataFrame, params: StayParams, rows: bool = False):
         int(round(params.min_duration_s * 1e6)),
         _LONG_MODES[params.long_stays],
         int(params.max_outliers),
+        int(round(params.fill_gap_s * 1e6)),
+        float(params.noise_band),
+        params.radius_m / _M_PER_DEG if params.centre_slack else 0.0,
     )
     counts = StayCounts(
         pings=int(dev.size),
@@ -404,6 +485,7 @@ def _detect(pings: pl.DataFrame, params: StayParams, rows: bool = False):
         merged=int(c[1]),
         long_cut=int(c[2]),
         long_dropped=int(c[3]),
+        bounds_filled=int(c[4]),
     )
     return (row, labels), (g_dev, start, end, sum_lat, sum_lon, cnt), counts
 

@@ -115,6 +115,7 @@ def _generate(p: SynthParams, out: Path, final: Path) -> SynthReport:
 
     (out / "truth").mkdir()
     per_device = max(1.0, noise.expected_pings(p.days, p.ping_interval_min, p.gap_share))
+    per_device += p.bursts_per_day * p.days * 17.5
     chunk_devices = int(max(1, min(p.devices, CHUNK_PINGS // per_device)))
     bounds = np.linspace(0, p.devices, p.files + 1).round().astype(np.int64)
     suffix = ".csv.gz" if p.gzip else ".csv"
@@ -155,11 +156,24 @@ def _generate(p: SynthParams, out: Path, final: Path) -> SynthReport:
 
                 rng_p = _rng(p.seed, 5, c)
                 dev, t = noise.ping_times(
-                    hi - lo, clock.t0, clock.t1, p.ping_interval_min, p.gap_share, rng_p
+                    hi - lo,
+                    clock.t0,
+                    clock.t1,
+                    p.ping_interval_min,
+                    p.gap_share,
+                    rng_p,
+                    gap_mean_s=p.gap_mean_min * 60.0,
+                    bursts_per_day=p.bursts_per_day,
                 )
                 x, y = noise.locate(dev, t, stays, place_x, place_y, clock.t0)
                 x, y, acc, low = noise.add_error(
-                    x, y, p.accuracy_m, p.outlier_share, p.low_accuracy_share, rng_p
+                    x,
+                    y,
+                    p.accuracy_m,
+                    p.outlier_share,
+                    p.low_accuracy_share,
+                    rng_p,
+                    noise_m=p.noise_m,
                 )
                 lat, lon = _to_wgs84(x, y)
                 text, n_lines, planted, rejected = format_pings(
@@ -428,6 +442,9 @@ def command_line(p: SynthParams, out: str) -> str:
         "gap_share": "--gap-share",
         "accuracy_m": "--accuracy",
         "outlier_share": "--outlier-share",
+        "gap_mean_min": "--gap-mean",
+        "bursts_per_day": "--bursts",
+        "noise_m": "--noise",
         "low_accuracy_share": "--low-accuracy-share",
         "duplicate_share": "--duplicate-share",
         "malformed_share": "--malformed-share",

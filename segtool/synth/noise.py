@@ -4,10 +4,16 @@
   `ping_interval_min`, σ = 0.35); intervals are gamma(2) distributed, whole seconds,
   at least 1 s. Pings fall during stays and, sparser relative to time, during travel
   (positions interpolated along the straight line between the stays).
-- Gaps: alternating observed / unobserved periods (exponential, mean unobserved 2 h) so
-  that a share `gap_share` of the time has no pings.
+- Gaps: alternating observed / unobserved periods (exponential, mean unobserved
+  `gap_mean_s`, 2 h by default) so that a share `gap_share` of the time has no pings. A
+  short mean gap gives duty-cycled, app-style reporting: e.g. 33 min off and a share of
+  0.3 → a gap about every 78 minutes.
+- Bursts: `bursts_per_day` times a day on average (Poisson, any time, gaps included: the
+  app in the foreground) a device sends 5–30 pings 1–10 s apart.
 - Error: reported accuracy a = `accuracy_m` × lognormal(0, 0.45), clipped to 3–80 m;
-  error per axis N(0, (a / 1.51)²), i.e. `a` is the 68 % radius as on Android.
+  error per axis N(0, (a / 1.51)²), i.e. `a` is the 68 % radius as on Android. With
+  `noise_m` > 0 the error per axis is N(0, noise_m²) instead, whatever the reported
+  accuracy says (many apps report a constant or uninformative accuracy).
 - Outliers: `outlier_share` of pings jump 150–1500 m (reported accuracy unchanged).
 - Low accuracy: `low_accuracy_share` of pings are network fixes with a = 120–2500 m and
   an error to match (these are the planted `low_accuracy` rejects).
@@ -46,9 +52,17 @@ def expected_pings(days: int, interval_min: float, gap_share: float) -> float:
 
 
 def ping_times(
-    n: int, t0: int, t1: int, interval_min: float, gap_share: float, rng: np.random.Generator
+    n: int,
+    t0: int,
+    t1: int,
+    interval_min: float,
+    gap_share: float,
+    rng: np.random.Generator,
+    gap_mean_s: float = GAP_MEAN_S,
+    bursts_per_day: float = 0.0,
 ):
-    """(dev, t) of every observed ping, sorted by device then time."""
+    """(dev, t) of every observed ping, sorted by device then time (one ping a second at
+    most)."""
     span = t1 - t0
     mean = interval_min * 60.0 * rng.lognormal(0.0, 0.35, n)
     count = np.ceil(span / mean * 1.2 + 30).astype(np.int64)
@@ -63,12 +77,32 @@ def ping_times(
     keep = t < t1
     dev, t = dev[keep], t[keep]
     if gap_share > 0:
-        dev, t = _drop_gaps(dev, t, n, t0, t1, gap_share, rng)
+        dev, t = _drop_gaps(dev, t, n, t0, t1, gap_share, rng, gap_mean_s)
+    if bursts_per_day > 0:
+        dev, t = _add_bursts(dev, t, n, t0, t1, bursts_per_day, rng)
     return dev, t
 
 
-def _drop_gaps(dev, t, n, t0, t1, gap_share, rng):
-    mean_off = GAP_MEAN_S
+def _add_bursts(dev, t, n, t0, t1, per_day, rng):
+    """Merge in bursts: Poisson(per_day × days) per device, uniform in time, 5–30 pings
+    1–10 s apart (cut at t1; a second already taken is not repeated)."""
+    k = rng.poisson(per_day * (t1 - t0) / 86400.0, n)
+    b_dev = np.repeat(np.arange(n), k)
+    b_t0 = rng.integers(t0, t1, b_dev.size)
+    size = rng.integers(5, 31, b_dev.size)
+    p_dev = np.repeat(b_dev, size)
+    first = np.cumsum(size) - size
+    step = rng.integers(1, 11, int(size.sum()))
+    cs = np.cumsum(step)
+    offset = cs - np.repeat(cs[first], size)  # 0 at each burst's first ping
+    p_t = np.repeat(b_t0, size) + offset
+    keep = p_t < t1
+    key = np.unique(np.concatenate([dev * KEY + (t - t0), p_dev[keep] * KEY + (p_t[keep] - t0)]))
+    return key // KEY, key % KEY + t0
+
+
+def _drop_gaps(dev, t, n, t0, t1, gap_share, rng, gap_mean_s=GAP_MEAN_S):
+    mean_off = gap_mean_s
     mean_on = mean_off * (1 - gap_share) / gap_share
     warmup = 86400
     cycles = int(np.ceil((t1 - t0 + warmup) / (mean_on + mean_off) * 1.5 + 6))
@@ -105,7 +139,13 @@ def locate(
 
 
 def add_error(
-    x, y, accuracy_m: float, outlier_share: float, low_share: float, rng: np.random.Generator
+    x,
+    y,
+    accuracy_m: float,
+    outlier_share: float,
+    low_share: float,
+    rng: np.random.Generator,
+    noise_m: float = 0.0,
 ) -> tuple:
     """(x, y, accuracy, low_accuracy mask) after GPS error, outliers and network fixes."""
     n = len(x)
@@ -114,6 +154,8 @@ def add_error(
     acc = np.where(low, np.exp(rng.uniform(np.log(120), np.log(2500), n)), acc)
     acc = np.round(acc, 1)
     sigma = np.minimum(acc, 2000.0) / 1.51
+    if noise_m > 0:
+        sigma = np.where(low, sigma, noise_m)
     ex, ey = rng.normal(0, 1, n) * sigma, rng.normal(0, 1, n) * sigma
     out = (rng.random(n) < outlier_share) & ~low
     dist = rng.uniform(150, 1500, n)

@@ -30,7 +30,12 @@ class SynthParams:
     areas: number of register areas; 0 = automatic (devices / 8, at least 12).
     ping_interval_min: mean minutes between pings while a device is observed (each
         device has its own rate around it; intervals are gamma distributed).
-    gap_share: share of time with no pings (alternating on/off periods, mean gap 2 h).
+    gap_share: share of time with no pings (alternating on/off periods).
+    gap_mean_min: mean minutes of one gap (default 120; e.g. 33 with gap_share 0.3 gives
+        app-style duty cycling, a gap about every 78 minutes).
+    bursts_per_day: mean bursts per device and day (5–30 pings 1–10 s apart; default 0).
+    noise_m: per-axis σ (metres) of the GPS error; 0 (default) = drawn from the reported
+        accuracy (σ = accuracy / 1.51); > 0 = this σ whatever the reported accuracy says.
     accuracy_m: median reported accuracy (68 % error radius, metres); the error per axis
         has σ = accuracy / 1.51 (so the median error is ~0.8 × accuracy).
     outlier_share: share of pings displaced by 150–1500 m (still valid rows).
@@ -50,6 +55,9 @@ class SynthParams:
     gap_share: float = 0.25
     accuracy_m: float = 12.0
     outlier_share: float = 0.002
+    gap_mean_min: float = 120.0
+    bursts_per_day: float = 0.0
+    noise_m: float = 0.0
     low_accuracy_share: float = 0.002
     duplicate_share: float = 0.003
     malformed_share: float = 0.002
@@ -84,6 +92,12 @@ class SynthParams:
             bad(f"--gap-share must be in [0, 0.95], got {self.gap_share}")
         if not 1.0 <= self.accuracy_m <= 60.0:
             bad(f"--accuracy must be between 1 and 60 metres, got {self.accuracy_m}")
+        if not 1.0 <= self.gap_mean_min <= 1440.0:
+            bad(f"--gap-mean must be between 1 and 1440 minutes, got {self.gap_mean_min}")
+        if not 0.0 <= self.bursts_per_day <= 100.0:
+            bad(f"--bursts must be between 0 and 100 a day, got {self.bursts_per_day}")
+        if not 0.0 <= self.noise_m <= 200.0:
+            bad(f"--noise must be between 0 and 200 metres, got {self.noise_m}")
         for name in ("outlier_share", "low_accuracy_share", "duplicate_share", "malformed_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 0.2:

@@ -56,17 +56,29 @@ def reference_stays(rows: list[tuple[int, int, float, float]], p: StayParams) ->
                 if cut and t[j] - t[i] >= max_stay:
                     break
                 c_lat, c_lon = mean(members)
-                if _within(c_lat, c_lon, lat[j], lon[j], coslat, r_deg2):
+                # r grows by √(1 + 1/n) for a centre of n pings (centre_slack)
+                r = p.radius_m / M_PER_DEG
+                if p.centre_slack:
+                    r *= math.sqrt(1.0 + 1.0 / len(members))
+                near2, band2 = r * r, (p.noise_band * r) ** 2
+                if _within(c_lat, c_lon, lat[j], lon[j], coslat, near2):
                     members.append(j)
                     j += 1
                     continue
+                # skipped while a later ping comes back before more than max_outliers
+                # pings lie beyond the noise band
+                far = 0 if _within(c_lat, c_lon, lat[j], lon[j], coslat, band2) else 1
                 back = None
-                for m in range(j + 1, min(n, j + 1 + p.max_outliers)):
+                m = j + 1
+                while far <= p.max_outliers and m < n:
                     if t[m] - t[last] > gap or (cut and t[m] - t[i] >= max_stay):
                         break
-                    if _within(c_lat, c_lon, lat[m], lon[m], coslat, r_deg2):
+                    if _within(c_lat, c_lon, lat[m], lon[m], coslat, near2):
                         back = m
                         break
+                    if not _within(c_lat, c_lon, lat[m], lon[m], coslat, band2):
+                        far += 1
+                    m += 1
                 if back is None:
                     break
                 j = back
@@ -110,5 +122,12 @@ def reference_stays(rows: list[tuple[int, int, float, float]], p: StayParams) ->
             if p.long_stays == "drop" and dur >= max_stay:
                 continue
             m_lat, m_lon = mean(g)
-            out.append((d, t[g[0]], t[g[-1]], len(g), m_lat, m_lon))
+            # 6: bounds move to the middle of a reporting gap next to them
+            start, end = t[g[0]], t[g[-1]]
+            fill = round(p.fill_gap_s * 1e6)
+            if fill > 0 and g[0] > 0 and fill < t[g[0]] - t[g[0] - 1] <= gap:
+                start = t[g[0]] - (t[g[0]] - t[g[0] - 1]) // 2
+            if fill > 0 and g[-1] + 1 < n and fill < t[g[-1] + 1] - t[g[-1]] <= gap:
+                end = t[g[-1]] + (t[g[-1] + 1] - t[g[-1]]) // 2
+            out.append((d, start, end, len(g), m_lat, m_lon))
     return out

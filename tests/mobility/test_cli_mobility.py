@@ -217,3 +217,27 @@ def test_a_lake_without_any_stay_flows_through(cli, tmp_path):
     assert lk.manifest("devices")["summary"]["coverage_spearman_rho"] is None
     for name in ("stays", "homes", "visits", "devices"):
         assert pl.read_parquet(lk.path(name) / "*.parquet").height == 0
+
+
+def test_stays_noise_and_gap_options(cli, lake):
+    r = cli("stays", "--lake", lake, "--fill-gap", "1m", "--format", "json")
+    filled = json.loads(r.out)[0]["bounds_filled_into_gaps"]
+    assert r.code == 0 and filled > 0  # 2-min pings, sparser at night: gaps over 1 min
+    r = cli(
+        "stays",
+        "--lake",
+        lake,
+        "--fill-gap",
+        "0",
+        "--noise-band",
+        "1",
+        "--no-centre-slack",
+        "--format",
+        "json",
+    )
+    assert r.code == 0 and json.loads(r.out)[0]["bounds_filled_into_gaps"] == 0
+    params = Lake(lake).manifest("stays")["parameters"]
+    assert (params["fill_gap_s"], params["noise_band"], params["centre_slack"]) == (0, 1, False)
+    for bad in (("--noise-band", "0.5"), ("--fill-gap", "soon")):
+        r = cli("stays", "--lake", lake, *bad)
+        assert r.code == 1 and "Traceback" not in r.err
