@@ -161,6 +161,7 @@ def render_linkage(b) -> None:
             "Share of each home quartile's time in other areas spent in areas of each "
             "quartile, divided by the share independence predicts (1 = as expected; red: "
             "more, blue: less).",
+            units="ratio of observed to expected share (dimensionless)",
         )  # fmt: skip
     edges = s.data["edges"].filter(pl.col("network") == "visitation")
     b.add_figure(
@@ -168,6 +169,7 @@ def render_linkage(b) -> None:
         "Map of the strongest links between areas of different income quartiles",
         f"Lines join area centroids; only links behind at least {b.data.params.min_devices} "
         "devices are drawn.",
+        units="line width: visit hours between the two areas; map in degrees (WGS 84)",
     )  # fmt: skip
     rows = h.filter(pl.col("index").is_in(["assortativity", "same_quartile_share"])).with_columns(
         pl.concat_str(

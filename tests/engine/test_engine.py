@@ -144,7 +144,9 @@ def test_unreachable_scheduler_cli(cli, fresh_lake, monkeypatch):
     assert "cannot reach the Dask scheduler at 'tcp://127.0.0.1:1'" in r.err
     assert "Traceback" not in r.err
     leftovers = [p.name for p in lake.iterdir() if p.name.startswith(".") or p.name == "stays"]
+    leftovers = [n for n in leftovers if n != ".locks"]  # the lake's lock folder stays…
     assert leftovers == []  # no dataset, no temporary folder, no scratch
+    assert not any((lake / ".locks").glob("*"))  # …but holds no lock once the run ended
     r = cli("stays", "--lake", lake, "--memory-budget", "plenty")
     assert r.code == 1 and "not a size" in r.err
 
