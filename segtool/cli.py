@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import traceback
 from pathlib import Path
 
 # segtool's matrix products are small (K × K, K × B blocks): OpenBLAS's worker threads
@@ -18,9 +17,8 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
-from rich.markup import escape
 
-from segtool import __version__, config, console
+from segtool import __version__, config, runner
 from segtool.commands import (
     demo,
     experienced,
@@ -37,13 +35,7 @@ from segtool.commands import (
     synth,
     verify,
 )
-from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError, os_fault
 from segtool.pipeline import current as uptodate
-
-try:  # typer >= 0.24 carries its own copy of click
-    from typer._click.exceptions import ClickException
-except ImportError:  # pragma: no cover - older typer on top of click
-    from click.exceptions import ClickException
 
 HELP = """Measure urban segregation from anonymised mobility data and land use.
 
@@ -146,42 +138,15 @@ def main(argv: list[str] | None = None) -> int:
         # process: frozen objects are never collected, so repeated in-process calls
         # must not freeze what they leave behind.
         gc.freeze()
-    try:
-        code = app(
-            args=argv,
+    return runner.run(
+        lambda args: app(
+            args=args,
             prog_name="segtool",
             standalone_mode=False,
             auto_envvar_prefix=config.ENV_PREFIX,
-        )
-    except ClickException as e:  # usage errors: unknown option, bad value, …
-        from typer import rich_utils
-
-        rich_utils.rich_format_error(e)
-        return EXIT_USER
-    except typer.Abort:
-        console.err().print("[red]aborted[/]")
-        return EXIT_USER
-    except SegtoolError as e:
-        console.err().print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
-        return EXIT_USER
-    except KeyboardInterrupt:
-        console.err().print("[red]interrupted[/]")
-        return 130
-    except Exception as e:  # a bug in segtool, not the user's fault …
-        fault = os_fault(e)  # … unless the machine failed: a full disk, a read-only lake
-        if fault is not None:
-            console.err().print(f"[bold red]error:[/] {escape(str(fault))}", highlight=False)
-            return EXIT_USER
-        if os.environ.get("SEGTOOL_DEBUG"):
-            traceback.print_exc()
-        console.err().print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}\n"
-            "This is a bug in segtool. Re-run with SEGTOOL_DEBUG=1 to see the traceback "
-            "and please report it.",
-            highlight=False,
-        )
-        return EXIT_INTERNAL
-    return code if isinstance(code, int) else EXIT_OK
+        ),
+        argv,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import polars as pl
 import typer
@@ -41,6 +41,7 @@ class DemoContext:
     lake: Path
     work: Path
     out: Path
+    command: Any = None  # the whole app (click's root command), which runs each stage
     manifest: dict = field(default_factory=dict)
 
     @property
@@ -54,12 +55,21 @@ class DemoContext:
     def run(self, *args) -> None:
         """Run `segtool ARGS…` in-process with its output in the demo log; raise if it
         fails, quoting the log's tail so the reason is on screen."""
-        from segtool.cli import main
+        from segtool import config, runner
 
+        root = self.command
         argv = [str(a) for a in args]
         with self.log.open("a") as log, redirect_stdout(log), redirect_stderr(log):
             print(f"$ segtool {' '.join(argv)}", flush=True)
-            code = main(argv)
+            code = runner.run(
+                lambda a: root.main(
+                    args=a,
+                    prog_name="segtool",
+                    standalone_mode=False,
+                    auto_envvar_prefix=config.ENV_PREFIX,
+                ),
+                argv,
+            )
         if code != 0:
             tail = "\n".join(self.log.read_text().splitlines()[-15:])
             raise SegtoolError(
@@ -367,6 +377,7 @@ def _prepare_sample(sample: Path | None, work: Path) -> Path:
 
 
 def demo(
+    cli: typer.Context,
     sample: Annotated[
         Path | None,
         typer.Option(
@@ -417,6 +428,7 @@ def demo(
             lake=lake if lake is not None else work / "lake",
             work=work,
             out=out if out is not None else work / "results",
+            command=cli.find_root().command,  # the app `segtool demo` was called from
         )
         ctx.out.mkdir(parents=True, exist_ok=True)
         ctx.manifest = json.loads((ctx.sample / "_manifest.json").read_text())
