@@ -22,7 +22,7 @@ from segtool.mobility.stays import (
 )
 from tests.mobility.helpers import T0, pings
 from tests.mobility.recovery import agreement, match_stays, recovery_rate
-from tests.mobility.reference import reference_stays
+from tests.mobility.reference import assert_kernel_matches_reference
 from tests.mobility.simulate import SimParams, simulate
 
 
@@ -247,24 +247,7 @@ def test_kernel_equals_the_reference(rows, mode, max_outliers, merge_gap):
         max_outliers=max_outliers,
         merge_gap_s=merge_gap,
     )
-    frame = pings(rows)
-    got, _ = detect_stays(frame, params)
-    ordered = sorted(
-        zip(
-            frame["device"].to_list(),
-            frame["ts"].cast(pl.Int64).to_list(),
-            frame["lat"].to_list(),
-            frame["lon"].to_list(),
-            strict=True,
-        )
-    )
-    ref = reference_stays(ordered, params)
-    assert got.height == len(ref)
-    assert got["device"].to_list() == [r[0] for r in ref]
-    assert got["start"].cast(pl.Int64).to_list() == [r[1] for r in ref]
-    assert got["end"].cast(pl.Int64).to_list() == [r[2] for r in ref]
-    assert got["n_pings"].to_list() == [r[3] for r in ref]
-    assert np.allclose(got["lat"].to_numpy(), [r[4] for r in ref], rtol=0, atol=1e-12)
+    assert_kernel_matches_reference(pings(rows), params)
 
 
 @settings(max_examples=60, deadline=None)
