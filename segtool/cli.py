@@ -22,6 +22,7 @@ from segtool import __version__, config, runner
 from segtool.commands import (
     demo,
     experienced,
+    groups_visits,
     ingest,
     ingest_geo,
     lake,
@@ -120,8 +121,8 @@ config_app.command("show")(settings.show)
 app.add_typer(config_app, name="config")
 app.command("stays")(mobility.stays)
 app.command("homes")(mobility.homes)
-app.command("groups")(mobility.groups)
-app.command("visits")(mobility.visits)
+app.command("groups")(groups_visits.groups)
+app.command("visits")(groups_visits.visits)
 app.command("synth")(synth.synth)
 app.command("demo")(demo.demo)
 app.command("report")(report.report)
