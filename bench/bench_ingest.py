@@ -158,6 +158,7 @@ def bench_stages(path: Path, work: Path) -> tuple[int, list[tuple[str, float]]]:
     from dataclasses import replace
 
     import segtool.ingest.engine as engine
+    import segtool.ingest.partitions as partitions
     import segtool.ingest.reader as reader
     from segtool.ingest.pings import PINGS, PingParams
     from segtool.ingest.pseudonym import load_key
@@ -186,8 +187,8 @@ def bench_stages(path: Path, work: Path) -> tuple[int, list[tuple[str, float]]]:
         (engine, "reject_rows", "build reject rows"),
         (engine, "malformed_rows", "build reject rows"),
         (engine.Spool, "add", "spool kept rows by date (Arrow IPC)"),
-        (engine, "sort_and_dedupe", "sort partitions, drop duplicates"),
-        (engine, "write_table", "write Parquet (pyarrow)"),
+        (partitions, "sort_and_dedupe", "sort partitions, drop duplicates"),
+        (partitions, "write_table", "write Parquet (pyarrow)"),
         (engine, "_duplicate_rejects", "read back duplicate lines for the rejects"),
     ]
     saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in patches]

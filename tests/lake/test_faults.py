@@ -57,12 +57,12 @@ def test_full_disk_is_a_user_error_and_leaves_nothing_half_written(cli, tmp_path
         assert cli("ingest", "pings", seed, "--lake", lake).code == 0
         before = json.loads((lake / "pings" / "_manifest.json").read_text())
         if not mounted:  # no tmpfs here: the Parquet writer reports a full disk instead
-            import segtool.ingest.engine as engine
+            import segtool.ingest.partitions as partitions
 
             def full(*a, **k):
                 raise OSError(28, "No space left on device")
 
-            monkeypatch.setattr(engine, "write_table", full)
+            monkeypatch.setattr(partitions, "write_table", full)
         r = cli("ingest", "pings", big, "--lake", lake, "--append")
         assert r.code == 1, r.err
         assert "no space left on the device" in said(r) and "Traceback" not in said(r)
