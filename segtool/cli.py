@@ -139,15 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         # process: frozen objects are never collected, so repeated in-process calls
         # must not freeze what they leave behind.
         gc.freeze()
-    return runner.run(
-        lambda args: app(
-            args=args,
-            prog_name="segtool",
-            standalone_mode=False,
-            auto_envvar_prefix=config.ENV_PREFIX,
-        ),
-        argv,
-    )
+    return runner.run(app, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 from rich.markup import escape
 
-from segtool import console
+from segtool import config, console
 from segtool.errors import EXIT_INTERNAL, EXIT_OK, EXIT_USER, SegtoolError, os_fault
 
 try:  # typer >= 0.24 carries its own copy of click
@@ -25,10 +26,17 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
 
-def run(invoke: Callable[[list[str] | None], object], argv: Sequence[str] | None) -> int:
-    """Call `invoke(argv)` (a click/typer command's entry) and return the exit code."""
+def run(command: Any, argv: Sequence[str] | None) -> int:
+    """Run `segtool ARGV…` on `command` (the typer app, or its root click command: both are
+    called the same way) and return the exit code. Options also come from SEGTOOL_*
+    variables (`config.ENV_PREFIX`)."""
     try:
-        code = invoke(None if argv is None else [str(a) for a in argv])
+        code = command(
+            args=None if argv is None else [str(a) for a in argv],
+            prog_name="segtool",
+            standalone_mode=False,
+            auto_envvar_prefix=config.ENV_PREFIX,
+        )
     except ClickException as e:  # usage errors: unknown option, bad value, …
         from typer import rich_utils
 

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
-from segtool import console
+from segtool import console, runner
 from segtool.errors import InputError, SegtoolError
 from segtool.lake import Lake, sha256_file
 from segtool.present import emit
@@ -55,21 +55,10 @@ class DemoContext:
     def run(self, *args) -> None:
         """Run `segtool ARGS…` in-process with its output in the demo log; raise if it
         fails, quoting the log's tail so the reason is on screen."""
-        from segtool import config, runner
-
-        root = self.command
         argv = [str(a) for a in args]
         with self.log.open("a") as log, redirect_stdout(log), redirect_stderr(log):
             print(f"$ segtool {' '.join(argv)}", flush=True)
-            code = runner.run(
-                lambda a: root.main(
-                    args=a,
-                    prog_name="segtool",
-                    standalone_mode=False,
-                    auto_envvar_prefix=config.ENV_PREFIX,
-                ),
-                argv,
-            )
+            code = runner.run(self.command, argv)
         if code != 0:
             tail = "\n".join(self.log.read_text().splitlines()[-15:])
             raise SegtoolError(

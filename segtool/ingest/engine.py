@@ -39,14 +39,7 @@ from rich.markup import escape
 from segtool import console
 from segtool.errors import InputError, UsageError
 from segtool.ingest import columns as cols
-from segtool.ingest.partitions import (  # noqa: F401  (FILE, write_table: used by tests and bench)
-    FILE,
-    SLICE_ROWS,
-    Spool,
-    sort_and_dedupe,
-    write_partitions,
-    write_table,
-)
+from segtool.ingest.partitions import FILE, SLICE_ROWS, Spool, write_partitions
 from segtool.ingest.pseudonym import Key, Pseudonymiser
 from segtool.ingest.reader import LINE, TEXT, InputFile, open_input
 from segtool.ingest.rejects import RejectWriter

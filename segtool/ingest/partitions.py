@@ -189,7 +189,7 @@ def write_partitions(
     *,
     merge_existing: bool,
     slice_rows: int = SLICE_ROWS,
-    workers: int = 2,
+    workers: int,
 ) -> tuple[dict[int, int], pl.DataFrame, int]:
     """Sort, de-duplicate and write every spooled partition (merging the rows already in
     the dataset when appending), `workers` partitions at a time. Returns rows written per

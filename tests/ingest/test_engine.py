@@ -7,8 +7,9 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segtool.ingest.engine import FILE, LINE, sort_and_dedupe
+from segtool.ingest.partitions import FILE, sort_and_dedupe
 from segtool.ingest.pings import PINGS
+from segtool.ingest.reader import LINE
 from segtool.ingest.stays import STAYS
 
 
