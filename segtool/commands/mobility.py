@@ -183,9 +183,9 @@ def stays(
         typer.Option(
             "--noise-band",
             help="Pings between r and this × r of the centre are GPS noise: skipped, and not "
-            "counted against --max-outliers (1: off; 2 for noisy phone data).",
+            "counted against --max-outliers (1: off, every ping beyond r counts).",
         ),
-    ] = 1.0,
+    ] = 2.0,
     centre_slack: Annotated[
         bool,
         typer.Option(
@@ -198,10 +198,11 @@ def stays(
         typer.Option(
             "--fill-gap",
             help="A stay starts/ends in the middle of a reporting gap longer than this (and "
-            "at most --max-gap) next to its first/last ping (0: off, at the pings; 15m for "
-            "app-style reporting gaps).",
+            "at most --max-gap) next to its first/last ping; with two pings or more such a "
+            "stay counts if its filled bounds span --min-duration (0: off, bounds at the "
+            "pings).",
         ),
-    ] = "0",
+    ] = "15m",
     batch_pings: Annotated[
         int, typer.Option("--batch-pings", help="Pings per device batch (bounds memory).")
     ] = 5_000_000,
@@ -220,9 +221,11 @@ def stays(
     A stay is a run of a device's consecutive pings within `--radius` of the stay's running
     centre, lasting at least `--min-duration`, with no gap over `--max-gap`; a lone ping
     outside that comes back is skipped as an outlier, and pieces of one stay split by GPS
-    jitter are joined. For noisy phone data with reporting gaps add `--noise-band 2
-    --fill-gap 15m` (pings just outside r are GPS noise; a stay next to a reporting gap
-    starts/ends in its middle), see docs/mobility.md. Long stays are kept by default (overnight stays at home often exceed
+    jitter are joined; pings between r and 2r are taken for GPS noise (`--noise-band`), and
+    a stay next to a reporting gap starts/ends in its middle (`--fill-gap`). For stay
+    bounds at the pings (the detector before issue 11) use `--noise-band 1 --fill-gap 0`;
+    for noisier data than ~15 m per axis widen `--radius` to about 3σ; see
+    docs/mobility.md. Long stays are kept by default (overnight stays at home often exceed
     12 h). Skip this step if you ingested vendor stays with `segtool ingest stays`.
 
     **Examples**
@@ -233,8 +236,8 @@ def stays(
     segtool stays --lake lake --format json
     segtool stays --lake lake --memory-budget 3GB
     segtool stays --lake /shared/lake --engine dask --scheduler tcp://10.0.0.5:8786
-    segtool stays --lake lake --noise-band 2 --fill-gap 15m
-    segtool stays --lake lake --radius 45 --max-outliers 3 --noise-band 2 --fill-gap 5m
+    segtool stays --lake lake --noise-band 1 --fill-gap 0
+    segtool stays --lake lake --radius 90 --max-outliers 3
     ```
     """
     from segtool import engine as eng

@@ -11,26 +11,30 @@ Algorithm (one sequential pass per device, compiled with numba over the sorted a
    (default) r is widened to r·√(1 + 1/n) while the centre is the mean of n pings (the
    distance of a ping to a mean of n noisy pings has 1 + 1/n times the variance).
 3. A ping outside is an *outlier* if a later ping comes back within reach (a GPS glitch)
-   before more than `max_outliers` pings lie beyond `noise_band` × reach (with
-   `noise_band` > 1, e.g. 2, pings between reach and 2 × reach are taken for GPS noise and
-   do not count; default 1: every ping outside counts): the
-   pings in between are skipped (not counted, not averaged) and the stay goes on.
+   before more than `max_outliers` pings lie beyond `noise_band` × reach (default 2:
+   pings between reach and 2 × reach are taken for GPS noise and do not count; 1: every
+   ping outside counts): the pings in between are skipped (not counted, not averaged) and
+   the stay goes on.
    Otherwise the device has left: the candidate closes at its last accepted ping.
 4. The next candidate opens at the ping after the last accepted one. Candidates of one
    place are joined again (GPS jitter can split a stay): the next candidate if its centre
    lies within the radius of the stay's centre, or a later one when the pings in between
    span less than `merge_gap_s` (default 15 min: they could not be a stay themselves, so no
-   stay is lost) — those pings count as outliers. A joined run is a stay if
-   `end − start ≥ min_duration_s` (start = its first ping, end = its last accepted ping).
-5. Long stays (`end − start ≥ max_stay_s`): ``keep`` (default), ``cut`` (close the stay at
+   stay is lost) — those pings count as outliers. A joined run is a stay if its pings span
+   `min_duration_s` or more (first to last accepted ping) or — a run of two pings or more —
+   its gap-filled bounds of step 6 do (a stay seen by few pings between reporting gaps).
+5. Long stays (pings spanning `max_stay_s` or more): ``keep`` (default), ``cut`` (close the stay at
    the last ping before `max_stay_s` and open a new one at the next ping, as Infostop's
    `max_staying_time`) or ``drop``.
-6. Gap filling: a kept stay whose first (last) ping follows (precedes) a reporting gap g
-   with `fill_gap_s` < g ≤ `max_gap_s` starts (ends) ⌊g/2⌋ earlier (later), in the middle
-   of the gap, where the device most likely arrived (left). `fill_gap_s` = 0 (default): off.
+6. Gap filling: a stay whose first (last) ping follows (precedes) a reporting gap g with
+   `fill_gap_s` < g ≤ `max_gap_s` (default 15 min < g ≤ 3 h) starts (ends) ⌊g/2⌋ earlier
+   (later), in the middle of the gap: the device arrived (left) somewhere in it, and the
+   middle is the estimate with the least expected error (bounds at the pings under-count
+   every stay's dwell time). `fill_gap_s` = 0: off, bounds at the pings.
 
-`NOISY` holds the settings for noisy, app-style data (noise band 2, fill gaps over 15 min);
-see docs/mobility.md for what they gain on such data and cost in boundary precision.
+`PING_BOUNDED` holds the settings of the detector before issue 11 that keep stay bounds at
+the pings (no noise band, no gap filling); see docs/mobility.md for what the defaults gain
+on noisy data with reporting gaps and what they cost in boundary precision on clean data.
 
 Each device's stays depend on its own pings only, so device batches give the same stays.
 
@@ -83,8 +87,8 @@ class StayParams:
     max_outliers: int = 1
     merge_gap_s: float = 15 * 60.0
     use_accuracy: bool = True
-    fill_gap_s: float = 0.0  # off; 15 min for app-style reporting gaps (NOISY)
-    noise_band: float = 1.0  # off; 2 for noisy data (NOISY)
+    fill_gap_s: float = 15 * 60.0  # 0: off, bounds at the pings (PING_BOUNDED)
+    noise_band: float = 2.0  # 1: off, every ping beyond r counts (PING_BOUNDED)
     centre_slack: bool = True
 
     def __post_init__(self) -> None:
@@ -106,7 +110,7 @@ class StayParams:
             raise UsageError("--fill-gap must be 0 or more")
 
 
-NOISY = dict(noise_band=2.0, fill_gap_s=15 * 60.0)
+PING_BOUNDED = dict(noise_band=1.0, fill_gap_s=0.0)
 
 
 @dataclass(frozen=True)
@@ -320,33 +324,28 @@ def _order_within_devices(dev, t, lat, lon):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill_gaps(dev, t, start, end, first, last, keep, fill_gap, max_gap):
-    """Step 6: a kept stay whose first (last) ping follows (precedes) a reporting gap g of
-    the device with fill_gap < g ≤ max_gap starts (ends) in the middle of it: ⌊g/2⌋ earlier
-    (later). Two stays around one gap meet at most in its middle, so they never overlap.
-    fill_gap ≤ 0: off. Returns (start, end, number of bounds moved)."""
+def _fill_gaps(dev, t, start, end, first, last, fill_gap, max_gap):
+    """Step 6: a run whose first (last) ping follows (precedes) a reporting gap g of the
+    device with fill_gap < g ≤ max_gap starts (ends) in the middle of it: ⌊g/2⌋ earlier
+    (later). Two runs around one gap meet at most in its middle, so they never overlap.
+    fill_gap ≤ 0: off. Returns the filled (start, end)."""
     start = start.copy()
     end = end.copy()
     n = t.shape[0]
-    moved = 0
     if fill_gap <= 0:
-        return start, end, moved
+        return start, end
     for g in range(start.shape[0]):
-        if not keep[g]:
-            continue
         f = first[g]
         if f > 0 and dev[f - 1] == dev[f]:
             gap = t[f] - t[f - 1]
             if fill_gap < gap <= max_gap:
                 start[g] = t[f] - gap // 2
-                moved += 1
         e = last[g]
         if e + 1 < n and dev[e + 1] == dev[e]:
             gap = t[e + 1] - t[e]
             if fill_gap < gap <= max_gap:
                 end[g] = t[e] + gap // 2
-                moved += 1
-    return start, end, moved
+    return start, end
 
 
 @numba.njit(cache=True, nogil=True)
@@ -394,13 +393,16 @@ def _kernel(
         labels = _relabel(labels, group)
         agg = _aggregate(labels, dev, t, lat, lon, n_groups)
     g_dev, start, end, sum_lat, sum_lon, cnt, first, last = agg
+    f_start, f_end = _fill_gaps(dev, t, start, end, first, last, fill_gap, max_gap)
     new_id = np.full(n_groups, -1, np.int64)
     n_stays = 0
     n_dropped = 0
     outliers = 0
+    n_filled = 0
     for g in range(n_groups):
         dur = end[g] - start[g]
-        if dur < min_dur:
+        # the pings' own span, or the filled span of a run of two pings or more
+        if dur < min_dur and (cnt[g] < 2 or f_end[g] - f_start[g] < min_dur):
             continue
         if mode == 2 and dur >= max_stay:
             n_dropped += 1
@@ -408,9 +410,10 @@ def _kernel(
         new_id[g] = n_stays
         n_stays += 1
         outliers += (last[g] - first[g] + 1) - cnt[g]
+        n_filled += (f_start[g] != start[g]) + (f_end[g] != end[g])
     keep = new_id >= 0
     labels = _relabel(labels, new_id)
-    start, end, n_filled = _fill_gaps(dev, t, start, end, first, last, keep, fill_gap, max_gap)
+    start, end = f_start, f_end
     counts = np.array([outliers, n_cand - n_groups, n_cut, n_dropped, n_filled], np.int64)
     return (
         labels,

@@ -114,21 +114,24 @@ def reference_stays(rows: list[tuple[int, int, float, float]], p: StayParams) ->
                     continue
             groups.append(list(cands[k]))
             k += 1
-        # 5: duration and long stays
+        # 5 and 6: duration (of the pings, or of the filled bounds for two pings or
+        # more), long stays, and bounds moved to the middle of a reporting gap next to them
         for g in groups:
-            dur = t[g[-1]] - t[g[0]]
-            if dur < round(p.min_duration_s * 1e6):
-                continue
-            if p.long_stays == "drop" and dur >= max_stay:
-                continue
-            m_lat, m_lon = mean(g)
-            # 6: bounds move to the middle of a reporting gap next to them
+            # g's pings are consecutive indices; skipped outliers lie between its first
+            # and last member, so the pings around it are g[0] − 1 and g[-1] + 1
             start, end = t[g[0]], t[g[-1]]
             fill = round(p.fill_gap_s * 1e6)
             if fill > 0 and g[0] > 0 and fill < t[g[0]] - t[g[0] - 1] <= gap:
                 start = t[g[0]] - (t[g[0]] - t[g[0] - 1]) // 2
             if fill > 0 and g[-1] + 1 < n and fill < t[g[-1] + 1] - t[g[-1]] <= gap:
                 end = t[g[-1]] + (t[g[-1] + 1] - t[g[-1]]) // 2
+            dur = t[g[-1]] - t[g[0]]
+            min_dur = round(p.min_duration_s * 1e6)
+            if dur < min_dur and (len(g) < 2 or end - start < min_dur):
+                continue
+            if p.long_stays == "drop" and dur >= max_stay:
+                continue
+            m_lat, m_lon = mean(g)
             out.append((d, start, end, len(g), m_lat, m_lon))
     return out
 
