@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import polars as pl  # noqa: E402
 
-from segtool.mobility.stays import NOISY, StayParams, detect_stays  # noqa: E402
+from segtool.mobility.stays import PING_BOUNDED, StayParams, detect_stays  # noqa: E402
 from segtool.mobility.stays_quality import _pairs, _us, score_stays  # noqa: E402
 from segtool.synth.traces import TraceParams, make_traces  # noqa: E402
 
@@ -40,14 +40,13 @@ REGIMES = {
 }
 REPS = 5
 PREVIOUS = StayParams(noise_band=1.0, centre_slack=False, fill_gap_s=0.0)
-NOISY_PARAMS = StayParams(**NOISY)
+AT_PINGS = StayParams(**PING_BOUNDED)
+DIAGNOSED = ("previous", "defaults")  # detectors whose misses are broken down
 
 
 def tuned(noise_m: float) -> StayParams:
-    """What a user who knows the noise would set: r = max(30 m, 3σ), 3 outliers, 5 min."""
-    return StayParams(
-        radius_m=max(30.0, 3 * noise_m), max_outliers=3, noise_band=2.0, fill_gap_s=300.0
-    )
+    """What a user who knows the noise would set: r = max(30 m, 3σ), 3 outliers."""
+    return StayParams(radius_m=max(30.0, 3 * noise_m), max_outliers=3)
 
 
 def ours(pings: pl.DataFrame, params: StayParams) -> tuple[pl.DataFrame, float]:
@@ -138,7 +137,7 @@ def breakdown(detected: pl.DataFrame, truth: pl.DataFrame, pings: pl.DataFrame) 
 
 def main() -> None:
     load_before = os.getloadavg()[0]
-    rows, diag = [], None
+    rows, diag = [], {}
     for regime, gaps in REGIMES.items():
         for noise in NOISE:
             tp = replace(TraceParams(seed=SEED, noise_m=noise), **gaps)
@@ -147,10 +146,14 @@ def main() -> None:
             ti_same = dict(dist_threshold=30, time_threshold=15, gap_threshold=180)
             runs = [
                 ("segtool defaults", ours, (pings, StayParams())),
-                ("segtool, rules of issue 11 off (previous)", ours, (pings, PREVIOUS)),
-                ("segtool --noise-band 2 --fill-gap 15m", ours, (pings, NOISY_PARAMS)),
                 (
-                    f"segtool tuned (r {max(30, 3 * noise):g} m, 3 outliers, band 2, fill 5 min)",
+                    "segtool --noise-band 1 --fill-gap 0 (bounds at the pings)",
+                    ours,
+                    (pings, AT_PINGS),
+                ),
+                ("segtool, rules of issue 11 off (previous)", ours, (pings, PREVIOUS)),
+                (
+                    f"segtool tuned (--radius {max(30, 3 * noise):g} --max-outliers 3)",
                     ours,
                     (pings, tuned(noise)),
                 ),
@@ -168,9 +171,10 @@ def main() -> None:
                     {"regime": regime, "noise": noise, "who": name, "rate": rate, **q.as_dict()}
                 )
                 print(rows[-1], flush=True)
-                if noise == 15.0 and regime.startswith("app") and "previous" in name:
-                    diag = breakdown(det, tr.stays, tr.pings)
-                    print(diag, flush=True)
+                why = [k for k in DIAGNOSED if k in name]
+                if noise == 15.0 and regime.startswith("app") and why:
+                    diag[why[0]] = breakdown(det, tr.stays, tr.pings)
+                    print(diag[why[0]], flush=True)
     write_results(rows, diag, (load_before, os.getloadavg()[0]), tr)
 
 
@@ -181,12 +185,13 @@ def _rate(per_s: float) -> str:
 READING = """
 ## Reading
 
-- Defaults keep stay bounds at the pings (the bundled sample's truth test asks for bounds
-  within 5 min); the centre slack is the only new rule on by default. For noisy, app-style
-  data add `--noise-band 2 --fill-gap 15m` (`segtool.mobility.stays.NOISY`): on the 15 m /
-  app-gaps case (the issue's data) that row is the one to compare with the issue's goal;
-  what is left is mostly unobservable (the `observable` column: no two pings spanning
-  15 min).
+- The defaults (noise band 2, centre slack, gap filling over 15 min, a run of two pings or
+  more counting by its filled bounds) are the row to compare with the issue's goal on the
+  15 m / app-gaps case: recall ≥ 0.80, time covered ≥ 0.80, precision ≥ 0.95, error
+  ≤ 15 m, ≥ 3M pings/s. Recall can pass the `observable` column (two pings spanning
+  15 min) because a stay seen by two pings between reporting gaps counts by its filled
+  bounds. `--noise-band 1 --fill-gap 0` keeps the bounds at the pings (the bundled
+  sample's 5-minute bound test is run that way).
 - trackintel ends a staypoint at the first ping *after* it, so a staypoint covers the whole
   reporting gap that follows: at 5 m noise that gives it a higher recall than ours at
   precision ~0.81 (detected staypoints spilling over into trips and the next stay). With
@@ -194,7 +199,8 @@ READING = """
   15 m, as in the issue). Its defaults (100 m / 5 min / 15 min gap) drop every window that
   spans a reporting gap.
 - A 30 m radius cannot hold 30 m noise: set r to about 3σ of the data's noise (the tuned
-  rows).
+  rows); with an `accuracy_m` column the radius widens by each ping's accuracy (capped at r)
+  on its own.
 """
 
 
@@ -231,20 +237,21 @@ def write_results(rows, diag, load, tr) -> None:
             f"{r['time_covered']:.3f} | {r['precision']:.3f} | {r['median_error_m']:.1f} | "
             f"{r['observable']:.3f} | {_rate(r['rate'])} |"
         )
-    if diag:
+    titles = {"previous": "the previous rules", "defaults": "the defaults"}
+    for who, d in diag.items():
         lines += [
             "",
-            "## Where the missed stays go (previous rules, 15 m, app gaps)",
+            f"## Where the missed stays go ({titles[who]}, 15 m, app gaps)",
             "",
-            f"{diag['missed']:,} of {diag['true']:,} true stays missed; each in the first "
+            f"{d['missed']:,} of {d['true']:,} true stays missed; each in the first "
             "category that applies:",
             "",
             "| why | stays | share of true stays |",
             "|---|---:|---:|",
         ]
-        for k, v in diag.items():
+        for k, v in d.items():
             if k not in ("true", "missed"):
-                lines.append(f"| {k[2:]} | {v:,} | {v / diag['true']:.3f} |")
+                lines.append(f"| {k[2:]} | {v:,} | {v / d['true']:.3f} |")
     RESULTS.write_text("\n".join(lines) + "\n" + READING)
     print(f"wrote {RESULTS}")
 
