@@ -7,7 +7,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segtool.ingest.reader import _LineIndex, _parse_block, _quoted, _unquoted
+from segtool.ingest.blocks import _LineIndex, _quoted, _unquoted, parse_block
 
 HEADER = ["a", "b", "c"]
 _field = st.text(alphabet="xyz01 .-:", max_size=4)
@@ -40,7 +40,7 @@ def test_paths_agree_with_the_oracle(lines, final_newline):
     n = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
     rows, bad = oracle(block.decode().split("\n")[:n], 7)
     for chunk in (
-        _parse_block(block, HEADER, ",", 7, n, "x"),
+        parse_block(block, HEADER, ",", 7, n, "x"),
         _unquoted(block, _LineIndex(block, 7), HEADER, ","),
         _quoted(block, _LineIndex(block, 7), HEADER, ","),
     ):
