@@ -223,9 +223,8 @@ def stays(
     outside that comes back is skipped as an outlier, and pieces of one stay split by GPS
     jitter are joined; pings between r and 2r are taken for GPS noise (`--noise-band`), and
     a stay next to a reporting gap starts/ends in its middle (`--fill-gap`). For stay
-    bounds at the pings (the detector before issue 11) use `--noise-band 1 --fill-gap 0`;
-    for noisier data than ~15 m per axis widen `--radius` to about 3σ; see
-    docs/mobility.md. Long stays are kept by default (overnight stays at home often exceed
+    bounds at the pings use `--noise-band 1 --fill-gap 0`; for noisier data than ~15 m per
+    axis widen `--radius` to about 3σ; see docs/mobility.md. Long stays are kept by default (overnight stays at home often exceed
     12 h). Skip this step if you ingested vendor stays with `segtool ingest stays`.
 
     **Examples**
