@@ -23,7 +23,7 @@ from segtool.cli import main
 from segtool.ingest.pseudonym import Pseudonymiser, load_key
 from segtool.lake import Lake
 from segtool.mobility.stays import PING_BOUNDED, StayParams, detect_stays
-from segtool.mobility.stays_quality import score_stays
+from segtool.mobility.stays_quality import _pairs, score_stays
 from tests.mobility.recovery import observable_stays, recovery_rate
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -87,14 +87,17 @@ def truth_stays(truth_devices) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def ping_bounded(lake) -> pl.DataFrame:
+def pings(lake) -> pl.DataFrame:
+    return lake.scan("pings").collect()
+
+
+@pytest.fixture(scope="module")
+def ping_bounded(pings) -> pl.DataFrame:
     """The lake's pings' stays with the bounds at the pings (no noise band, no filling)."""
-    pings = lake.scan("pings").collect()
     return detect_stays(pings, StayParams(**PING_BOUNDED))[0]
 
 
-def test_true_stays_recovered(lake, truth_stays, ping_bounded):
-    pings = lake.scan("pings").select("device", "ts").collect()
+def test_true_stays_recovered(pings, truth_stays, ping_bounded):
     observable = observable_stays(truth_stays, pings, max_gap_s=3 * 3600, min_duration_s=1800)
     rate = recovery_rate(ping_bounded, observable, tolerance_s=300, min_duration_s=1800)
     assert rate >= 0.95, f"recovered {rate:.3f} of observable true stays ≥ 30 min"
@@ -102,22 +105,17 @@ def test_true_stays_recovered(lake, truth_stays, ping_bounded):
 
 def _median_bound_error_s(detected: pl.DataFrame, truth: pl.DataFrame) -> float:
     """Median |detected − true| over the starts and ends of the true stays, each paired
-    with the detected stay of the device overlapping it most."""
-    t = truth.with_row_index("_t").select("_t", "device", "start", "end")
-    d = detected.select("device", pl.col("start").alias("ds"), pl.col("end").alias("de"))
-    overlap = pl.min_horizontal("end", "de") - pl.max_horizontal("start", "ds")
+    with the detected stay of the device overlapping it most (the scorer's pairs)."""
     best = (
-        t.join(d, on="device")
-        .with_columns(overlap.alias("overlap"))
-        .filter(pl.col("overlap") > pl.duration(seconds=0))
+        _pairs(truth.with_row_index("_t"), detected.with_row_index("_d"))
         .sort("_t", "overlap", descending=[False, True])
         .group_by("_t", maintain_order=True)
         .first()
     )
     errors = pl.concat(
         [
-            (best["ds"] - best["start"]).dt.total_seconds().abs(),
-            (best["de"] - best["end"]).dt.total_seconds().abs(),
+            (best["d_start"] - best["t_start"]).dt.total_seconds().abs(),
+            (best["d_end"] - best["t_end"]).dt.total_seconds().abs(),
         ]
     )
     return float(errors.median())

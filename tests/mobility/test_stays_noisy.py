@@ -201,7 +201,8 @@ def test_recovers_noisy_stays_at_the_defaults(noisy):
     pings_ = noisy.pings.drop("accuracy_m")
     q = score_stays(detect_stays(pings_, StayParams())[0], noisy.stays, noisy.pings)
     # the goal of issue 11, met by the defaults in bench/results/stays_quality.md (15 m,
-    # app gaps: recall 0.86, time 0.93, precision 0.98, 5.8 m) and on this smaller sample
+    # app gaps: recall 0.850, time 0.919, precision 0.978, 5.7 m) and on this smaller
+    # sample (measured 0.856, 0.927, 0.979, 5.8 m)
     assert q.recall >= 0.83, q  # the goal: 0.80
     assert q.time_covered >= 0.90, q  # the goal: 0.80
     assert q.precision >= 0.95, q
