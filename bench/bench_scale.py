@@ -29,7 +29,7 @@ RESULTS = ROOT / "bench" / "results" / "scale.md"
 PER_DEVICE = 4020  # synth's ping rows per device over 14 days at the default sampling
 BUDGET = "3GB"
 STAGES = (
-    ("stays", ["stays", "--force"]),
+    ("stays", ["stays"]),
     ("homes", ["homes"]),
     ("groups", ["groups"]),
     ("visits", ["visits"]),
@@ -109,7 +109,8 @@ def pings_in(lake: Path) -> int:
 def pipeline(lake: Path, *extra, stages=STAGES) -> dict:
     out = {}
     for name, args in stages:
-        out[name] = timed(segtool(*args, "--lake", lake, *extra))
+        # --force: a stage whose output is current does no work (it would time the check)
+        out[name] = timed(segtool(*args, "--lake", lake, "--force", *extra))
         print(f"    {name:12s} {out[name]['wall']:7.1f} s  {out[name]['rss']:.2f} GB", flush=True)
     return out
 
